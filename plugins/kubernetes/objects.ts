@@ -1,0 +1,81 @@
+// Slim copies of the API objects: only what DNS answers need. Memory is what kills cluster DNS in big
+// clusters, so full objects (managedFields, annotations, status) are never kept.
+
+export interface SlimPort {
+  /** Port name ("" when unnamed: such ports get no SRV record). */
+  name: string;
+  port: number;
+  protocol: 'TCP' | 'UDP' | 'SCTP';
+}
+
+export interface SlimService {
+  namespace: string;
+  name: string;
+  type: 'ClusterIP' | 'NodePort' | 'LoadBalancer' | 'ExternalName';
+  /** spec.clusterIPs (or [spec.clusterIP]); empty or ["None"] means headless. */
+  clusterIPs: string[];
+  /** spec.externalName for ExternalName services. */
+  externalName: string;
+  ports: SlimPort[];
+  publishNotReadyAddresses: boolean;
+  /** When the change that produced this version happened (ms since epoch), for the programming-duration metric. */
+  changedAt?: number;
+}
+
+export interface SlimEndpoint {
+  addresses: string[];
+  /** endpoints[].hostname (StatefulSet pods with a subdomain set it). */
+  hostname?: string;
+  /** conditions.ready; an absent condition counts as ready (API semantics). */
+  ready: boolean;
+  serving: boolean;
+  terminating: boolean;
+  /** targetRef.name when targetRef.kind is Pod (for endpoint_pod_names). */
+  podName?: string;
+  nodeName?: string;
+}
+
+export interface SlimEndpointSlice {
+  namespace: string;
+  name: string;
+  /** The owning Service, from label kubernetes.io/service-name. */
+  service: string;
+  addressType: 'IPv4' | 'IPv6' | 'FQDN';
+  ports: SlimPort[];
+  endpoints: SlimEndpoint[];
+  /** annotation endpoints.kubernetes.io/last-change-trigger-time (ms since epoch). */
+  changedAt?: number;
+}
+
+export interface SlimNamespace {
+  name: string;
+  labels: Record<string, string>;
+}
+
+export interface SlimPod {
+  namespace: string;
+  name: string;
+  /** status.podIPs. Only running, non-terminating pods are kept at all. */
+  ips: string[];
+}
+
+export type Kind = 'Service' | 'EndpointSlice' | 'Namespace' | 'Pod';
+
+/**
+ * What a source (API watch or manifest files) feeds. Upserts replace by namespace/name; replaceAll sets
+ * the full set of one kind (initial list, relist after 410, manifest reload) and deletes what is gone.
+ */
+export interface ZoneSink {
+  upsertService(s: SlimService): void;
+  deleteService(namespace: string, name: string): void;
+  upsertEndpointSlice(e: SlimEndpointSlice): void;
+  deleteEndpointSlice(namespace: string, name: string): void;
+  upsertNamespace(n: SlimNamespace): void;
+  deleteNamespace(name: string): void;
+  upsertPod(p: SlimPod): void;
+  deletePod(namespace: string, name: string): void;
+  replaceAll(kind: 'Service', items: SlimService[]): void;
+  replaceAll(kind: 'EndpointSlice', items: SlimEndpointSlice[]): void;
+  replaceAll(kind: 'Namespace', items: SlimNamespace[]): void;
+  replaceAll(kind: 'Pod', items: SlimPod[]): void;
+}

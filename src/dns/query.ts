@@ -1,0 +1,131 @@
+// The cheap front door: read a query's header, question and OPT record straight from the bytes,
+// without a general decoder. Anything odd is classified, never thrown.
+
+
+/** Why a datagram was not accepted as a query. `drop`: send nothing; `formerr`: answer FORMERR with the ID. */
+export type Reject = { kind: 'drop'; reason: string } | { kind: 'formerr'; reason: string; id: number; opcode: number; flags: number };
+
+export interface ParsedQuery {
+  id: number;
+  /** The raw 16-bit flags word of the query. */
+  flags: number;
+  opcode: number;
+  /** The question name as sent (letter case kept), dotted with a trailing dot; escapes as \DDD. */
+  qname: string;
+  qtype: number;
+  qclass: number;
+  /** Offset just past QNAME; -1 if the name used a compression pointer (then case patching is off). */
+  qnameEnd: number;
+  /** Offset just past the question (QTYPE and QCLASS). */
+  questionEnd: number;
+  /** EDNS from the OPT record, or null. */
+  edns: { udpSize: number; version: number; do: boolean; options: Uint8Array } | null;
+  /** Counts from the header. */
+  ancount: number;
+  nscount: number;
+  arcount: number;
+}
+
+const MAX_NAME = 255;
+
+/** Read a name at `off`. Returns [name, offsetAfter, usedPointer] or a string reason. */
+export function readName(buf: Uint8Array, off: number): [string, number, boolean] | string {
+  let name = '';
+  let wireLen = 1; // the root label
+  let pos = off;
+  let end = -1;
+  let jumps = 0;
+  for (;;) {
+    if (pos >= buf.length) return 'name runs past the end';
+    const len = buf[pos]!;
+    if (len === 0) {
+      if (end < 0) end = pos + 1;
+      break;
+    }
+    const kind = len & 0xc0;
+    if (kind === 0xc0) {
+      if (pos + 1 >= buf.length) return 'pointer runs past the end';
+      const ptr = ((len & 0x3f) << 8) | buf[pos + 1]!;
+      if (end < 0) end = pos + 2;
+      // A pointer must go backwards; a cap on jumps stops loops through cleverly ordered pointers.
+      if (ptr >= pos || ++jumps > 64) return 'compression pointer loop';
+      pos = ptr;
+      continue;
+    }
+    if (kind !== 0) return 'bad label type';
+    wireLen += len + 1;
+    if (wireLen > MAX_NAME) return 'name longer than 255 bytes';
+    if (pos + 1 + len > buf.length) return 'label runs past the end';
+    for (let i = pos + 1; i <= pos + len; i++) {
+      const c = buf[i]!;
+      // Printable ASCII except '.' and '\\' kept as is; everything else escaped as \DDD (miekg style).
+      if (c > 0x20 && c < 0x7f && c !== 0x2e && c !== 0x5c) name += String.fromCharCode(c);
+      else if (c === 0x2e || c === 0x5c) name += '\\' + String.fromCharCode(c);
+      else name += '\\' + String(c).padStart(3, '0');
+    }
+    name += '.';
+    pos += len + 1;
+  }
+  return [name === '' ? '.' : name, end, jumps > 0];
+}
+
+/**
+ * Parse a datagram as a query. Garbage too short for a header, or with QR set, is dropped (a reply to
+ * garbage is an amplification vector); anything with a readable header but a bad body gets FORMERR.
+ */
+export function parseQuery(buf: Uint8Array): ParsedQuery | Reject {
+  if (buf.length < 12) return { kind: 'drop', reason: 'shorter than a header' };
+  const id = (buf[0]! << 8) | buf[1]!;
+  const flags = (buf[2]! << 8) | buf[3]!;
+  if (flags & 0x8000) return { kind: 'drop', reason: 'not a query (QR set)' };
+  const opcode = (flags >> 11) & 0xf;
+  const qdcount = (buf[4]! << 8) | buf[5]!;
+  const ancount = (buf[6]! << 8) | buf[7]!;
+  const nscount = (buf[8]! << 8) | buf[9]!;
+  const arcount = (buf[10]! << 8) | buf[11]!;
+  const formerr = (reason: string): Reject => ({ kind: 'formerr', reason, id, opcode, flags });
+  if (qdcount !== 1) return formerr(`QDCOUNT ${qdcount}`);
+  const n = readName(buf, 12);
+  if (typeof n === 'string') return formerr(n);
+  const [qname, after, usedPointer] = n;
+  if (after + 4 > buf.length) return formerr('question runs past the end');
+  const qtype = (buf[after]! << 8) | buf[after + 1]!;
+  const qclass = (buf[after + 2]! << 8) | buf[after + 3]!;
+  const questionEnd = after + 4;
+  let edns: ParsedQuery['edns'] = null;
+  let pos = questionEnd;
+  // Skip answer and authority records (rare in queries), then look for OPT among the additional ones.
+  const total = ancount + nscount + arcount;
+  for (let i = 0; i < total; i++) {
+    const rn = readName(buf, pos);
+    if (typeof rn === 'string') return formerr(rn);
+    pos = rn[1];
+    if (pos + 10 > buf.length) return formerr('record runs past the end');
+    const type = (buf[pos]! << 8) | buf[pos + 1]!;
+    const rdlen = (buf[pos + 8]! << 8) | buf[pos + 9]!;
+    if (pos + 10 + rdlen > buf.length) return formerr('rdata runs past the end');
+    if (type === 41) {
+      if (i < ancount + nscount) return formerr('OPT outside the additional section');
+      if (edns) return formerr('more than one OPT record');
+      if (rn[0] !== '.') return formerr('OPT owner is not the root');
+      const udpSize = (buf[pos + 2]! << 8) | buf[pos + 3]!;
+      const version = buf[pos + 5]!;
+      const doBit = (buf[pos + 6]! & 0x80) !== 0;
+      const options = buf.subarray(pos + 10, pos + 10 + rdlen);
+      // Options must be well-formed TLVs.
+      for (let o = 0; o < options.length; ) {
+        if (o + 4 > options.length) return formerr('truncated EDNS option');
+        const olen = (options[o + 2]! << 8) | options[o + 3]!;
+        o += 4 + olen;
+        if (o > options.length) return formerr('EDNS option runs past the end');
+      }
+      edns = { udpSize, version, do: doBit, options };
+    }
+    pos += 10 + rdlen;
+  }
+  return {
+    id, flags, opcode, qname, qtype, qclass,
+    qnameEnd: usedPointer ? -1 : after,
+    questionEnd, edns, ancount, nscount, arcount,
+  };
+}

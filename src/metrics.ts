@@ -1,0 +1,47 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * The instance's Prometheus registry with get-or-create constructors: two server blocks (or a reload)
+ * asking for the same metric get the same object instead of a "metric already registered" error.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly byName = new Map<string, Counter | Gauge | Histogram>();
+  private defaultsOn = false;
+
+  counter<L extends string>(name: string, help: string, labelNames: readonly L[] = []): Counter<L> {
+    return this.getOrCreate(name, () => new Counter({ name, help, labelNames, registers: [this.registry] })) as Counter<L>;
+  }
+
+  gauge<L extends string>(name: string, help: string, labelNames: readonly L[] = [],
+    collect?: (this: Gauge<L>) => void | Promise<void>): Gauge<L> {
+    return this.getOrCreate(name, () => new Gauge({
+      name, help, labelNames, registers: [this.registry], ...(collect ? { collect } : {}),
+    })) as Gauge<L>;
+  }
+
+  histogram<L extends string>(name: string, help: string, labelNames: readonly L[], buckets: number[]): Histogram<L> {
+    return this.getOrCreate(name, () => new Histogram({ name, help, labelNames, buckets, registers: [this.registry] })) as Histogram<L>;
+  }
+
+  /** Process and Node.js runtime metrics (process_*, nodejs_*), once per registry. */
+  enableDefaults(): void {
+    if (this.defaultsOn) return;
+    this.defaultsOn = true;
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  async text(): Promise<string> { return this.registry.metrics(); }
+  get contentType(): string { return this.registry.contentType; }
+
+  private getOrCreate(name: string, make: () => Counter | Gauge | Histogram): Counter | Gauge | Histogram {
+    let m = this.byName.get(name);
+    if (!m) { m = make(); this.byName.set(name, m); }
+    return m;
+  }
+}
+
+/** CoreDNS's duration buckets: exponential from 0.25 ms. */
+export const durationBuckets = [0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048, 4.096, 8.192];
+/** CoreDNS's size buckets (bytes). */
+export const sizeBuckets = [0, 100, 200, 300, 400, 511, 1023, 2047, 4095, 8291, 16000, 32000, 48000, 64000];

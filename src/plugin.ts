@@ -1,0 +1,99 @@
+import type { Controller } from './corefile/controller.ts';
+import type { Msg } from './dns/types.ts';
+import type { Request } from './request.ts';
+import type { Logger } from './log.ts';
+import type { Metrics } from './metrics.ts';
+import type { HttpMux } from './server/http.ts';
+
+/** What a handler gives back: a reply, now or later. Sync returns keep the hot path free of promises. */
+export type Reply = Msg | Promise<Msg>;
+export type Next = (req: Request) => Reply;
+
+/**
+ * One plugin in a server block's chain. A handler returns the reply instead of writing it; the server
+ * writes exactly once. To fail, throw a DnsError (or anything: the server answers SERVFAIL).
+ * Mutate only copies: replies may be shared, prebuilt objects.
+ */
+export interface Handler {
+  readonly name: string;
+  serveDNS(req: Request, next: Next): Reply;
+}
+
+/** A failure with the rcode the client should see; the errors plugin logs `cause`. */
+export class DnsError extends Error {
+  readonly rcode: number;
+  readonly plugin: string;
+  constructor(rcode: number, plugin: string, cause?: unknown) {
+    super(cause instanceof Error ? cause.message : cause === undefined ? `rcode ${rcode}` : String(cause), { cause });
+    this.name = 'DnsError';
+    this.rcode = rcode;
+    this.plugin = plugin;
+  }
+}
+
+/** Await a Reply only when it is a promise: `then(next(req), (m) => ...)`. */
+export function then<T>(r: Reply, f: (m: Msg) => T | Promise<T>): T | Promise<T> {
+  return r instanceof Promise ? r.then(f) : f(r);
+}
+
+/** Facts about the server block a plugin is set up in. */
+export interface BlockInfo {
+  /** Canonical zones of the block's keys. */
+  zones: string[];
+  /** Listen address labels of the block, CoreDNS style: "dns://:53". */
+  servers: string[];
+  /** The block's index in the Corefile (stable across one configuration). */
+  index: number;
+}
+
+/**
+ * Everything a plugin's setup may use. Hooks run in registration order; shutdown hooks of all plugins
+ * run before listeners close (health's lameduck goes first because health sets up first).
+ */
+export interface SetupEnv {
+  block: BlockInfo;
+  log: Logger;
+  /** The instance's metrics registry (no globals: two instances in one test never collide). */
+  metrics: Metrics;
+  /** Shared HTTP listeners by address ("127.0.0.1:8080", ":9153"); they survive reloads. */
+  http(addr: string): HttpMux;
+  /** Called once the instance is listening. May be async (kubernetes waits for sync there). */
+  onStartup(fn: () => void | Promise<void>): void;
+  /** Called on SIGTERM/stop while DNS still answers (lameduck), before listeners close. */
+  onShutdown(fn: () => void | Promise<void>): void;
+  /** Called after listeners closed: release watches, timers, HTTP routes. */
+  onFinalShutdown(fn: () => void | Promise<void>): void;
+  /** Register a readiness check reported by the `ready` plugin under this plugin's name. */
+  readiness(plugin: string, isReady: () => boolean): void;
+  /** Handlers of other plugins in the same block, by name (after the block is set up; e.g. autopath → kubernetes). */
+  peer<T extends Handler = Handler>(name: string): T | undefined;
+  /** The instance, for plugins that act on it (loop sends a query through the chain, reload restarts it). */
+  instance: InstanceApi;
+  /** The Corefile files, for reload. */
+  corefile: { file: string; files: string[] };
+}
+
+export interface InstanceApi {
+  /** Send a query through a block's chain as if it came from 127.0.0.1 over UDP (loop, tests). */
+  query(blockIndex: number, name: string, type: number): Promise<Msg>;
+  /** Ask the process to replace this instance with a fresh one from the Corefile (reload). */
+  requestReload(reason: string): void;
+  /** Is the instance in lameduck / shutting down? (ready reports 503 then). */
+  readonly draining: boolean;
+}
+
+/**
+ * A plugin's definition: a pure parse of its directive into a typed config, and a setup that wires it.
+ * `setup` may return a Handler (it joins the chain at the plugin's place in src/directives.ts) or nothing.
+ */
+export interface PluginDef<C = unknown> {
+  name: string;
+  /** May the directive appear more than once in a server block? */
+  multiple?: boolean;
+  parse(c: Controller): C;
+  setup(cfg: C, env: SetupEnv): Handler | undefined | Promise<Handler | undefined>;
+}
+
+export function definePlugin<C>(def: PluginDef<C>): PluginDef<C> {
+  return def;
+}
