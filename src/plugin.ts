@@ -41,10 +41,18 @@ export interface BlockInfo {
   /** Canonical zones of the block's keys. */
   zones: string[];
   /** Listen address labels of the block, CoreDNS style: "dns://:53". */
+  /** Listen address labels of the block, CoreDNS style: "dns://:53". */
   servers: string[];
   /** The block's index in the Corefile (stable across one configuration). */
   index: number;
+  /** Names of the plugins configured in this block, in chain order (coredns_plugin_enabled). */
+  plugins: string[];
 }
+
+/** Called after the server wrote a reply: `size` is the bytes written, `durationMs` from receipt. */
+export type ResponseObserver = (req: Request, reply: Msg, size: number, durationMs: number) => void;
+/** Called when the chain threw. `panic` is true for anything but a DnsError (a bug: SERVFAIL + coredns_panics_total). */
+export type ErrorObserver = (req: Request, err: unknown, panic: boolean) => void;
 
 /**
  * Everything a plugin's setup may use. Hooks run in registration order; shutdown hooks of all plugins
@@ -63,6 +71,12 @@ export interface SetupEnv {
   onShutdown(fn: () => void | Promise<void>): void;
   /** Called after listeners closed: release watches, timers, HTTP routes. */
   onFinalShutdown(fn: () => void | Promise<void>): void;
+  /** Observe every reply this block writes (log plugin). Registered once at setup: no per-query closures. */
+  onResponse(fn: ResponseObserver): void;
+  /** Observe chain failures in this block (errors plugin). */
+  onError(fn: ErrorObserver): void;
+  /** Record coredns_dns_* request/response metrics for this block (prometheus plugin). */
+  enableServerMetrics(): void;
   /** Register a readiness check reported by the `ready` plugin under this plugin's name. */
   readiness(plugin: string, isReady: () => boolean): void;
   /** Handlers of other plugins in the same block, by name (after the block is set up; e.g. autopath → kubernetes). */

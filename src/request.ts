@@ -20,6 +20,10 @@ export class Request {
   readonly server: string;
   /** The zone of the server block that routed this query (canonical). */
   zone = '.';
+  /** The deepest plugin the chain reached: the one that answered (coredns_dns_responses_total's plugin label). */
+  plugin = '';
+  /** When the query arrived (performance.now()). */
+  readonly received: number = performance.now();
   /** Per-request values plugins leave for others (metadata plugin style). Created on first use. */
   private meta: Map<string, unknown> | undefined;
   private lname: string | undefined;

@@ -6,7 +6,7 @@ import { type Msg, type RR, Class, rcodeName } from '../src/dns/types.ts';
 import { parseRR, rrToString } from '../src/dns/text.ts';
 import { memoryLogger } from '../src/log.ts';
 import { Metrics } from '../src/metrics.ts';
-import type { Handler, InstanceApi, Next, SetupEnv } from '../src/plugin.ts';
+import type { ErrorObserver, Handler, InstanceApi, Next, ResponseObserver, SetupEnv } from '../src/plugin.ts';
 import { HttpMux } from '../src/server/http.ts';
 
 export interface QueryOpts {
@@ -104,6 +104,9 @@ export function fakeEnv(over: Partial<SetupEnv> = {}) {
   const ready = new Map<string, () => boolean>();
   const muxes = new Map<string, HttpMux>();
   const peers = new Map<string, Handler>();
+  const responseObservers: ResponseObserver[] = [];
+  const errorObservers: ErrorObserver[] = [];
+  const serverMetrics = { on: false };
   const instance: InstanceApi & { reloads: string[] } = {
     reloads: [],
     draining: false,
@@ -111,7 +114,10 @@ export function fakeEnv(over: Partial<SetupEnv> = {}) {
     requestReload(reason: string) { this.reloads.push(reason); },
   };
   const env: SetupEnv = {
-    block: { zones: ['.'], servers: ['dns://:53'], index: 0 },
+    block: { zones: ['.'], servers: ['dns://:53'], index: 0, plugins: [] },
+    onResponse: (f) => { responseObservers.push(f); },
+    onError: (f) => { errorObservers.push(f); },
+    enableServerMetrics: () => { serverMetrics.on = true; },
     log,
     metrics: new Metrics(),
     http: (addr) => { let m = muxes.get(addr); if (!m) { m = new HttpMux(addr); muxes.set(addr, m); } return m; },
@@ -124,5 +130,5 @@ export function fakeEnv(over: Partial<SetupEnv> = {}) {
     corefile: { file: 'Corefile', files: ['Corefile'] },
     ...over,
   };
-  return { env, log, startup, shutdown, finalShutdown, ready, muxes, peers, instance };
+  return { env, log, startup, shutdown, finalShutdown, ready, muxes, peers, instance, responseObservers, errorObservers, serverMetrics };
 }

@@ -79,3 +79,13 @@ export interface ZoneSink {
   replaceAll(kind: 'Namespace', items: SlimNamespace[]): void;
   replaceAll(kind: 'Pod', items: SlimPod[]): void;
 }
+
+/** A running source of objects (API watches or manifest files) feeding a ZoneSink. */
+export interface SourceHandle {
+  /** Resolves when every watched kind has completed its first list (or the manifests were loaded). */
+  readonly synced: Promise<void>;
+  isSynced(): boolean;
+  /** ms since epoch of the last successful contact with the source (list, watch event or bookmark). */
+  lastContact(): number;
+  stop(): Promise<void>;
+}
