@@ -41,7 +41,6 @@ export interface BlockInfo {
   /** Canonical zones of the block's keys. */
   zones: string[];
   /** Listen address labels of the block, CoreDNS style: "dns://:53". */
-  /** Listen address labels of the block, CoreDNS style: "dns://:53". */
   servers: string[];
   /** The block's index in the Corefile (stable across one configuration). */
   index: number;
