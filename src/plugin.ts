@@ -78,6 +78,8 @@ export interface SetupEnv {
   enableServerMetrics(): void;
   /** Register a readiness check reported by the `ready` plugin under this plugin's name. */
   readiness(plugin: string, isReady: () => boolean): void;
+  /** Every readiness check registered in this instance so far (all blocks), for the ready plugin. */
+  readinessChecks(): ReadonlyMap<string, () => boolean>;
   /** Handlers of other plugins in the same block, by name (after the block is set up; e.g. autopath → kubernetes). */
   peer<T extends Handler = Handler>(name: string): T | undefined;
   /** The instance, for plugins that act on it (loop sends a query through the chain, reload restarts it). */

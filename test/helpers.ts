@@ -125,6 +125,7 @@ export function fakeEnv(over: Partial<SetupEnv> = {}) {
     onShutdown: (f) => { shutdown.push(f); },
     onFinalShutdown: (f) => { finalShutdown.push(f); },
     readiness: (p, f) => { ready.set(p, f); },
+    readinessChecks: () => ready,
     peer: <T extends Handler>(name: string) => peers.get(name) as T | undefined,
     instance,
     corefile: { file: 'Corefile', files: ['Corefile'] },

@@ -82,6 +82,8 @@ export interface Msg {
   additional: RR[];
   edns: Edns | null;
   wire?: PrebuiltWire;
+  /** Seconds to subtract from every TTL when writing (a cache ages shared entries this way). */
+  ttlDelta?: number;
 }
 
 /**

@@ -1,0 +1,195 @@
+// One UDP socket and one TCP server per listen address. The router is swapped on reload while the
+// sockets stay open, so a configuration change never leaves a gap.
+import dgram from 'node:dgram';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { handle, type PipelineContext } from './pipeline.ts';
+
+export interface ListenerOptions {
+  /** Close a TCP connection after this long without traffic (ms). */
+  tcpIdleMs: number;
+  /** Concurrent TCP connections; more are refused. */
+  maxTcpConnections: number;
+  /** Queries in flight per TCP connection before it stops reading. */
+  maxTcpInflight: number;
+  /** Bytes queued to a TCP client before it is considered stuck and dropped. */
+  maxTcpPendingBytes: number;
+  /** Socket buffer sizes asked of the kernel (it may clamp them to net.core.[rw]mem_max). */
+  udpBufferBytes: number;
+}
+
+export const defaultListenerOptions: ListenerOptions = {
+  tcpIdleMs: 10_000,
+  maxTcpConnections: 1000,
+  maxTcpInflight: 64,
+  maxTcpPendingBytes: 1 << 20,
+  udpBufferBytes: 4 << 20,
+};
+
+/** "::ffff:10.0.0.1" → "10.0.0.1" (dual-stack sockets report IPv4 clients this way). */
+function plainAddress(a: string): string {
+  return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a;
+}
+
+export class DnsListener {
+  readonly host: string;
+  readonly port: number;
+  ctx: PipelineContext;
+  private readonly opts: ListenerOptions;
+  private udp: dgram.Socket | undefined;
+  private tcp: net.Server | undefined;
+  /** Open TCP connections and their queries in flight. */
+  private readonly conns = new Map<net.Socket, { inflight: number }>();
+  private inflight = 0;
+  private closing = false;
+  private drained: (() => void) | undefined;
+
+  constructor(host: string, port: number, ctx: PipelineContext, opts: Partial<ListenerOptions> = {}) {
+    this.host = host;
+    this.port = port;
+    this.ctx = ctx;
+    this.opts = { ...defaultListenerOptions, ...opts };
+  }
+
+  get udpPort(): number { return (this.udp?.address() as AddressInfo | undefined)?.port ?? 0; }
+  get tcpPort(): number { return (this.tcp?.address() as AddressInfo | null)?.port ?? 0; }
+  get inflightCount(): number { return this.inflight; }
+
+  async listen(): Promise<void> {
+    await this.listenUdp();
+    // Port 0 in tests: TCP takes the port UDP got, so one number reaches both.
+    await this.listenTcp(this.port === 0 ? this.udpPort : this.port);
+  }
+
+  private async listenUdp(): Promise<void> {
+    const bindOn = async (type: 'udp4' | 'udp6', address: string): Promise<dgram.Socket> => {
+      const s = dgram.createSocket({ type, ipv6Only: false, recvBufferSize: this.opts.udpBufferBytes, sendBufferSize: this.opts.udpBufferBytes });
+      await new Promise<void>((resolve, reject) => {
+        s.once('error', reject);
+        s.bind({ port: this.port, address }, () => { s.off('error', reject); resolve(); });
+      });
+      return s;
+    };
+    let s: dgram.Socket;
+    if (this.host === '') {
+      // Every address, both families on one socket; hosts without IPv6 fall back to IPv4 only.
+      try { s = await bindOn('udp6', '::'); } catch { s = await bindOn('udp4', '0.0.0.0'); }
+    } else {
+      s = await bindOn(this.host.includes(':') ? 'udp6' : 'udp4', this.host);
+    }
+    s.on('error', (e) => this.ctx.log.error(`udp ${this.ctx.server}: ${e.message}`));
+    s.on('message', (msg, rinfo) => this.onDatagram(s, msg, rinfo));
+    this.udp = s;
+  }
+
+  private onDatagram(s: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (this.closing) return;
+    const addr = plainAddress(rinfo.address);
+    const port = rinfo.port;
+    const send = (bytes: Uint8Array) => {
+      if (this.udp === s) s.send(bytes, port, rinfo.address);
+    };
+    this.inflight++;
+    let r: void | Promise<void> = undefined;
+    try {
+      r = handle(this.ctx, msg, 'udp', addr, port, send, this.host, this.port);
+    } catch (e) {
+      // handle() catches plugin failures itself; this is a last line of defence.
+      this.ctx.log.error(`unexpected failure handling a datagram: ${String(e)}`);
+    }
+    if (r instanceof Promise) r.finally(() => this.done());
+    else this.done();
+  }
+
+  private done(): void {
+    this.inflight--;
+    if (this.inflight === 0 && this.drained) this.drained();
+  }
+
+  private async listenTcp(port: number): Promise<void> {
+    const server = net.createServer({ noDelay: true, allowHalfOpen: false }, (sock) => this.onConnection(sock));
+    server.maxConnections = this.opts.maxTcpConnections;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ port, host: this.host === '' ? undefined : this.host, ipv6Only: false }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (e) => this.ctx.log.error(`tcp ${this.ctx.server}: ${e.message}`));
+    this.tcp = server;
+  }
+
+  private onConnection(sock: net.Socket): void {
+    if (this.closing) { sock.destroy(); return; }
+    const state = { inflight: 0 };
+    this.conns.set(sock, state);
+    const addr = plainAddress(sock.remoteAddress ?? '');
+    const port = sock.remotePort ?? 0;
+    let buf: Buffer = Buffer.alloc(0);
+    sock.setTimeout(this.opts.tcpIdleMs, () => sock.destroy());
+    sock.on('error', () => sock.destroy());
+    sock.on('close', () => this.conns.delete(sock));
+    const send = (bytes: Uint8Array) => {
+      if (sock.destroyed) return;
+      if (sock.writableLength > this.opts.maxTcpPendingBytes) { sock.destroy(); return; } // not reading: let go
+      const frame = Buffer.allocUnsafe(bytes.length + 2);
+      frame.writeUInt16BE(bytes.length, 0);
+      frame.set(bytes, 2);
+      sock.write(frame);
+    };
+    const finished = () => {
+      state.inflight--;
+      this.done();
+      if (state.inflight < this.opts.maxTcpInflight && sock.isPaused() && !this.closing) sock.resume();
+      if (this.closing && state.inflight === 0) sock.end();
+    };
+    sock.on('data', (chunk: Buffer) => {
+      buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+      while (buf.length >= 2) {
+        const len = buf.readUInt16BE(0);
+        if (len === 0) { sock.destroy(); return; }
+        if (buf.length < len + 2) break;
+        const frame = buf.subarray(2, len + 2);
+        buf = buf.subarray(len + 2);
+        if (this.closing) continue;
+        state.inflight++;
+        this.inflight++;
+        let r: void | Promise<void> = undefined;
+        try {
+          r = handle(this.ctx, frame, 'tcp', addr, port, send, this.host, this.port);
+        } catch (e) {
+          this.ctx.log.error(`unexpected failure handling a TCP query: ${String(e)}`);
+        }
+        if (r instanceof Promise) r.finally(finished);
+        else finished();
+      }
+      // Pipelining is welcome, flooding is not: stop reading until answers go out.
+      if (state.inflight >= this.opts.maxTcpInflight) sock.pause();
+    });
+  }
+
+  /** Stop taking queries, answer those in flight (up to `graceMs`), then close the sockets. */
+  async close(graceMs = 5_000): Promise<void> {
+    this.closing = true;
+    this.tcp?.close();
+    for (const [c, st] of this.conns) {
+      // Idle connections go now; busy ones end when their last answer is written.
+      if (st.inflight === 0) c.end();
+    }
+    if (this.inflight > 0) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, graceMs);
+        t.unref();
+        this.drained = () => { clearTimeout(t); resolve(); };
+      });
+    }
+    for (const c of this.conns.keys()) c.destroy();
+    const u = this.udp;
+    this.udp = undefined;
+    if (u) await new Promise<void>((resolve) => u.close(() => resolve()));
+    const t = this.tcp;
+    this.tcp = undefined;
+    if (t) await new Promise<void>((resolve) => t.close(() => resolve()));
+  }
+}

@@ -1,0 +1,252 @@
+// The process-level runtime: owns sockets (DNS and HTTP) and metrics across configurations, and runs
+// one Instance (a configuration's set-up plugins and compiled chains) at a time.
+import type { Counter } from 'prom-client';
+import { buildPlan, type BlockPlan, type Plan } from '../config.ts';
+import { loadCorefile, parseCorefile } from '../corefile/parser.ts';
+import type { Corefile } from '../corefile/types.ts';
+import { buildQuery } from '../dns/build.ts';
+import { parseQuery, type ParsedQuery } from '../dns/query.ts';
+import { type Msg, Rcode } from '../dns/types.ts';
+import type { Logger } from '../log.ts';
+import { Metrics } from '../metrics.ts';
+import {
+  DnsError, type ErrorObserver, type Handler, type InstanceApi, type Next, type ResponseObserver, type SetupEnv,
+} from '../plugin.ts';
+import { Request } from '../request.ts';
+import { HttpMux } from './http.ts';
+import { DnsListener, type ListenerOptions } from './listener.ts';
+import { Router, type BlockRuntime, type PipelineContext } from './pipeline.ts';
+import { ZoneStats, serverMetricFamilies, type ServerMetricFamilies } from './stats.ts';
+
+type Hook = () => void | Promise<void>;
+
+export interface RuntimeOptions {
+  log: Logger;
+  /** Port for server blocks that name none (-dns.port). */
+  defaultPort: number;
+  /** Largest UDP reply and the size we advertise (clamped by each client's own). */
+  maxUdpSize?: number;
+  listener?: Partial<ListenerOptions>;
+  /** How long to let in-flight queries finish when listeners close. */
+  drainMs?: number;
+}
+
+/** Compile handlers into one function; each hop records the plugin it reached (for the responses metric). */
+export function compileChain(handlers: Handler[]): Next | null {
+  if (handlers.length === 0) return null;
+  let next: Next = () => { throw new DnsError(Rcode.SERVFAIL, 'server', 'no next plugin found'); };
+  for (let i = handlers.length - 1; i >= 0; i--) {
+    const h = handlers[i]!;
+    const n = next;
+    next = (req) => { req.plugin = h.name; return h.serveDNS(req, n); };
+  }
+  return next;
+}
+
+/** One configuration, set up: plugins' handlers, hooks and readiness checks. */
+export class Instance implements InstanceApi {
+  readonly plan: Plan;
+  readonly blocks: BlockRuntime[] = [];
+  readonly startup: Hook[] = [];
+  readonly shutdown: Hook[] = [];
+  readonly finalShutdown: Hook[] = [];
+  readonly readiness = new Map<string, () => boolean>();
+  draining = false;
+  private readonly runtime: Runtime;
+
+  constructor(runtime: Runtime, plan: Plan) {
+    this.runtime = runtime;
+    this.plan = plan;
+  }
+
+  async setup(): Promise<void> {
+    for (const bp of this.plan.blocks) this.blocks.push(await this.setupBlock(bp));
+  }
+
+  private async setupBlock(bp: BlockPlan): Promise<BlockRuntime> {
+    const handlers: Handler[] = [];
+    const responseObservers: ResponseObserver[] = [];
+    const errorObservers: ErrorObserver[] = [];
+    const block: BlockRuntime = { index: bp.index, zones: bp.zones, chain: null, responseObservers, errorObservers, metrics: false };
+    const peers = new Map<string, Handler>();
+    const servers = this.plan.listeners.filter((l) => l.blocks.includes(bp)).map((l) => l.label);
+    const pluginNames = bp.directives.map((d) => d.def.name);
+    for (const d of bp.directives) {
+      const env: SetupEnv = {
+        block: { zones: bp.zones, servers, index: bp.index, plugins: pluginNames },
+        log: this.runtime.log.child(`plugin/${d.def.name}`),
+        metrics: this.runtime.metrics,
+        http: (addr) => this.runtime.http(addr),
+        onStartup: (f) => { this.startup.push(f); },
+        onShutdown: (f) => { this.shutdown.push(f); },
+        onFinalShutdown: (f) => { this.finalShutdown.push(f); },
+        onResponse: (f) => { responseObservers.push(f); },
+        onError: (f) => { errorObservers.push(f); },
+        enableServerMetrics: () => { block.metrics = true; },
+        readiness: (p, f) => { this.readiness.set(p, f); },
+        readinessChecks: () => this.readiness,
+        peer: <T extends Handler>(name: string) => peers.get(name) as T | undefined,
+        instance: this,
+        corefile: { file: this.plan.corefile.file, files: this.plan.corefile.files },
+      };
+      const h = await d.def.setup(d.config, env);
+      if (h) { handlers.push(h); peers.set(d.def.name, h); }
+    }
+    block.chain = compileChain(handlers);
+    return block;
+  }
+
+  async query(blockIndex: number, name: string, type: number): Promise<Msg> {
+    const block = this.blocks.find((b) => b.index === blockIndex);
+    if (!block?.chain) throw new Error(`block ${blockIndex} has no plugin chain`);
+    const raw = buildQuery(name, type);
+    const q = parseQuery(raw) as ParsedQuery;
+    const req = new Request(q, raw, 'udp', '127.0.0.1', 0, 'internal');
+    req.zone = block.zones[0] ?? '.';
+    return await block.chain(req);
+  }
+
+  requestReload(reason: string): void { this.runtime.requestReload(reason); }
+}
+
+export class Runtime {
+  readonly log: Logger;
+  readonly metrics = new Metrics();
+  readonly families: ServerMetricFamilies;
+  readonly opts: Required<Omit<RuntimeOptions, 'listener'>> & { listener: Partial<ListenerOptions> };
+  private readonly dns = new Map<string, DnsListener>();
+  private readonly muxes = new Map<string, HttpMux>();
+  private current: Instance | undefined;
+  private reloadHandler: ((reason: string) => void) | undefined;
+
+  constructor(opts: RuntimeOptions) {
+    this.log = opts.log;
+    this.opts = { maxUdpSize: 1232, drainMs: 5_000, listener: {}, ...opts };
+    this.families = serverMetricFamilies(this.metrics);
+  }
+
+  get instance(): Instance | undefined { return this.current; }
+  get panics(): Counter { return this.families.panics; }
+
+  http(addr: string): HttpMux {
+    let m = this.muxes.get(addr);
+    if (!m) { m = new HttpMux(addr); this.muxes.set(addr, m); }
+    return m;
+  }
+
+  /** The listener for host:port (after start), for tests that bind port 0. */
+  listener(host = '', port?: number): DnsListener | undefined {
+    for (const l of this.dns.values()) if (l.host === host && (port === undefined || l.port === port)) return l;
+    return undefined;
+  }
+  get listeners(): DnsListener[] { return [...this.dns.values()]; }
+
+  /** Parse and plan a Corefile; throws CorefileError without touching anything running. */
+  plan(corefile: Corefile): Plan {
+    return buildPlan(corefile, { defaultPort: this.opts.defaultPort });
+  }
+
+  /** Start serving a configuration. On failure, everything opened is closed again. */
+  async start(plan: Plan): Promise<Instance> {
+    const inst = new Instance(this, plan);
+    try {
+      await inst.setup();
+      for (const m of this.muxes.values()) if (m.routeCount > 0) await m.listen();
+      // Plugins that must be ready before DNS answers (kubernetes' first sync) wait here.
+      for (const h of inst.startup) await h();
+      await this.attach(inst);
+    } catch (e) {
+      await this.runHooks(inst.finalShutdown);
+      await this.closeUnusedMuxes();
+      throw e;
+    }
+    this.current = inst;
+    return inst;
+  }
+
+  private contextFor(inst: Instance, label: string, blocks: BlockRuntime[]): PipelineContext {
+    const routes = blocks.flatMap((b) => b.zones.map((zone) => ({
+      zone, block: b, stats: b.metrics ? new ZoneStats(this.families, label, zone) : null,
+    })));
+    void inst;
+    return { server: label, router: new Router(routes), log: this.log, panics: this.families.panics, maxUdpSize: this.opts.maxUdpSize };
+  }
+
+  /** Point listeners at an instance's blocks, opening new addresses; returns listeners no longer used. */
+  private async attach(inst: Instance): Promise<DnsListener[]> {
+    const wanted = new Set<string>();
+    for (const lp of inst.plan.listeners) {
+      const key = `${lp.host}|${lp.port}`;
+      wanted.add(key);
+      const blocks = inst.blocks.filter((b) => lp.blocks.some((x) => x.index === b.index));
+      const ctx = this.contextFor(inst, lp.label, blocks);
+      const existing = this.dns.get(key);
+      if (existing && lp.port !== 0) { existing.ctx = ctx; continue; }
+      const l = new DnsListener(lp.host, lp.port, ctx, this.opts.listener);
+      await l.listen();
+      this.dns.set(key, l);
+    }
+    const unused: DnsListener[] = [];
+    for (const [key, l] of this.dns) if (!wanted.has(key)) { unused.push(l); this.dns.delete(key); }
+    return unused;
+  }
+
+  /** Replace the running instance with a new plan (reload): new sockets first, old hooks after. */
+  async replace(plan: Plan): Promise<Instance> {
+    const old = this.current;
+    const inst = new Instance(this, plan);
+    await inst.setup();
+    for (const m of this.muxes.values()) if (m.routeCount > 0) await m.listen();
+    for (const h of inst.startup) await h();
+    const unused = await this.attach(inst);
+    this.current = inst;
+    await Promise.all(unused.map((l) => l.close(this.opts.drainMs)));
+    if (old) await this.runHooks(old.finalShutdown);
+    await this.closeUnusedMuxes();
+    return inst;
+  }
+
+  onReloadRequest(fn: (reason: string) => void): void { this.reloadHandler = fn; }
+  requestReload(reason: string): void { this.reloadHandler?.(reason); }
+
+  /** Lameduck, then close: shutdown hooks (DNS still answering), listeners drained, final hooks, HTTP. */
+  async stop(): Promise<void> {
+    const inst = this.current;
+    if (inst) {
+      inst.draining = true;
+      await this.runHooks(inst.shutdown);
+    }
+    await Promise.all([...this.dns.values()].map((l) => l.close(this.opts.drainMs)));
+    this.dns.clear();
+    if (inst) await this.runHooks(inst.finalShutdown);
+    await Promise.all([...this.muxes.values()].map((m) => m.close()));
+    this.muxes.clear();
+    this.current = undefined;
+  }
+
+  private async runHooks(hooks: Hook[]): Promise<void> {
+    for (const h of hooks) {
+      try { await h(); } catch (e) { this.log.error(`shutdown hook failed: ${String(e)}`); }
+    }
+  }
+
+  private async closeUnusedMuxes(): Promise<void> {
+    for (const [addr, m] of this.muxes) {
+      if (m.routeCount === 0) { await m.close(); this.muxes.delete(addr); }
+    }
+  }
+}
+
+/** Convenience for tests and the CLI: parse text or a file, plan, start. */
+export async function startFromText(text: string, opts: RuntimeOptions & { file?: string; env?: Record<string, string | undefined> }): Promise<Runtime> {
+  const rt = new Runtime(opts);
+  const corefile = parseCorefile(text, { file: opts.file ?? 'Corefile', ...(opts.env ? { env: opts.env } : {}) });
+  await rt.start(rt.plan(corefile));
+  return rt;
+}
+
+export async function startFromFile(path: string, opts: RuntimeOptions): Promise<Runtime> {
+  const rt = new Runtime(opts);
+  await rt.start(rt.plan(loadCorefile(path)));
+  return rt;
+}
