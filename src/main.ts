@@ -95,7 +95,9 @@ export async function main(argv: string[], log: Logger = createLogger()): Promis
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGUSR1', () => rt.requestReload('SIGUSR1'));
+  process.on('SIGUSR1', () => {
+    rt.reload().then(() => log.info('SIGUSR1: configuration reloaded'), (e: unknown) => log.error(`SIGUSR1: reload failed, keeping the running configuration: ${(e as Error).message}`));
+  });
   // A DNS server must keep answering: an escaped rejection is a bug to log and count, not a crash.
   process.on('unhandledRejection', (reason) => {
     rt.panics.inc();

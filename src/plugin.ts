@@ -91,8 +91,11 @@ export interface SetupEnv {
 export interface InstanceApi {
   /** Send a query through a block's chain as if it came from 127.0.0.1 over UDP (loop, tests). */
   query(blockIndex: number, name: string, type: number): Promise<Msg>;
-  /** Ask the process to replace this instance with a fresh one from the Corefile (reload). */
-  requestReload(reason: string): void;
+  /**
+   * Re-read the Corefile (same path) and replace the running instance with it. Rejects, leaving the
+   * current configuration serving, when the new one fails to parse or set up.
+   */
+  reload(): Promise<void>;
   /** Is the instance in lameduck / shutting down? (ready reports 503 then). */
   readonly draining: boolean;
 }

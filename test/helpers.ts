@@ -107,11 +107,11 @@ export function fakeEnv(over: Partial<SetupEnv> = {}) {
   const responseObservers: ResponseObserver[] = [];
   const errorObservers: ErrorObserver[] = [];
   const serverMetrics = { on: false };
-  const instance: InstanceApi & { reloads: string[] } = {
-    reloads: [],
+  const instance: InstanceApi & { reloads: number } = {
+    reloads: 0,
     draining: false,
     query: async () => { throw new Error('fakeEnv: no chain'); },
-    requestReload(reason: string) { this.reloads.push(reason); },
+    async reload() { this.reloads++; },
   };
   const env: SetupEnv = {
     block: { zones: ['.'], servers: ['dns://:53'], index: 0, plugins: [] },

@@ -117,14 +117,13 @@ function rdata(buf: Uint8Array, type: number, rd: number, end: number): RR['data
       for (let k = 0; k < 8; k++) ipv6Words[k] = u16(buf, rd + 2 * k);
       return compressIPv6(ipv6Words);
     case 2: case 5: case 12: {
-      const [target, after] = name(rdataView(buf, end), rd, 'rdata name');
+      const [target, after] = name(buf, rd, 'rdata name');
       if (after !== end) throw new DecodeError('rdata longer than its name');
       return target;
     }
     case 6: {
-      const b = rdataView(buf, end);
-      const [mname, a1] = name(b, rd, 'SOA mname');
-      const [rname, a2] = name(b, a1, 'SOA rname');
+      const [mname, a1] = name(buf, rd, 'SOA mname');
+      const [rname, a2] = name(buf, a1, 'SOA rname');
       if (a2 + 20 !== end) throw new DecodeError('SOA rdata of the wrong length');
       return {
         mname, rname, serial: u32(buf, a2), refresh: u32(buf, a2 + 4), retry: u32(buf, a2 + 8),
@@ -133,14 +132,14 @@ function rdata(buf: Uint8Array, type: number, rd: number, end: number): RR['data
     }
     case 15: {
       if (rdlen < 3) throw new DecodeError('MX rdata too short');
-      const [exchange, after] = name(rdataView(buf, end), rd + 2, 'MX exchange');
+      const [exchange, after] = name(buf, rd + 2, 'MX exchange');
       if (after !== end) throw new DecodeError('MX rdata longer than its name');
       return { preference: u16(buf, rd), exchange };
     }
     case 33: {
       if (rdlen < 7) throw new DecodeError('SRV rdata too short');
       // RFC 2782 forbids compressing the target, but some servers do; readName follows pointers anyway.
-      const [target, after] = name(rdataView(buf, end), rd + 6, 'SRV target');
+      const [target, after] = name(buf, rd + 6, 'SRV target');
       if (after !== end) throw new DecodeError('SRV rdata longer than its name');
       return { priority: u16(buf, rd), weight: u16(buf, rd + 2), port: u16(buf, rd + 4), target };
     }
@@ -157,12 +156,4 @@ function rdata(buf: Uint8Array, type: number, rd: number, end: number): RR['data
     default:
       return buf.slice(rd, end);
   }
-}
-
-/**
- * A view that ends with the RDATA, so a name inside it cannot run on into the next record (pointers
- * still reach everything before it).
- */
-function rdataView(buf: Uint8Array, end: number): Uint8Array {
-  return end === buf.length ? buf : buf.subarray(0, end);
 }

@@ -106,7 +106,7 @@ export class Instance implements InstanceApi {
     return await block.chain(req);
   }
 
-  requestReload(reason: string): void { this.runtime.requestReload(reason); }
+  reload(): Promise<void> { return this.runtime.reload(); }
 }
 
 export class Runtime {
@@ -117,7 +117,7 @@ export class Runtime {
   private readonly dns = new Map<string, DnsListener>();
   private readonly muxes = new Map<string, HttpMux>();
   private current: Instance | undefined;
-  private reloadHandler: ((reason: string) => void) | undefined;
+  private reloading: Promise<unknown> = Promise.resolve();
 
   constructor(opts: RuntimeOptions) {
     this.log = opts.log;
@@ -206,8 +206,21 @@ export class Runtime {
     return inst;
   }
 
-  onReloadRequest(fn: (reason: string) => void): void { this.reloadHandler = fn; }
-  requestReload(reason: string): void { this.reloadHandler?.(reason); }
+  /**
+   * Re-read the running Corefile and switch to it. One reload at a time; a failure (parse or setup)
+   * leaves the running configuration in place and rejects with the reason.
+   */
+  reload(): Promise<void> {
+    const run = async () => {
+      const file = this.current?.plan.corefile.file;
+      if (!file) throw new Error('nothing to reload: no running configuration from a file');
+      const plan = this.plan(loadCorefile(file));
+      await this.replace(plan);
+    };
+    const p = this.reloading.then(run, run);
+    this.reloading = p.catch(() => undefined);
+    return p;
+  }
 
   /** Lameduck, then close: shutdown hooks (DNS still answering), listeners drained, final hooks, HTTP. */
   async stop(): Promise<void> {
