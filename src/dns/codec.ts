@@ -118,7 +118,7 @@ function rdata(buf: Uint8Array, type: number, rd: number, end: number): RR['data
       return compressIPv6(ipv6Words);
     case 2: case 5: case 12: {
       const [target, after] = name(buf, rd, 'rdata name');
-      if (after !== end) throw new DecodeError('rdata longer than its name');
+      if (after !== end) throw new DecodeError('name does not end with the rdata');
       return target;
     }
     case 6: {
@@ -133,14 +133,14 @@ function rdata(buf: Uint8Array, type: number, rd: number, end: number): RR['data
     case 15: {
       if (rdlen < 3) throw new DecodeError('MX rdata too short');
       const [exchange, after] = name(buf, rd + 2, 'MX exchange');
-      if (after !== end) throw new DecodeError('MX rdata longer than its name');
+      if (after !== end) throw new DecodeError('MX exchange does not end with the rdata');
       return { preference: u16(buf, rd), exchange };
     }
     case 33: {
       if (rdlen < 7) throw new DecodeError('SRV rdata too short');
       // RFC 2782 forbids compressing the target, but some servers do; readName follows pointers anyway.
       const [target, after] = name(buf, rd + 6, 'SRV target');
-      if (after !== end) throw new DecodeError('SRV rdata longer than its name');
+      if (after !== end) throw new DecodeError('SRV target does not end with the rdata');
       return { priority: u16(buf, rd), weight: u16(buf, rd + 2), port: u16(buf, rd + 4), target };
     }
     case 16: {
