@@ -31,8 +31,11 @@ export class DnsError extends Error {
   }
 }
 
-/** Await a Reply only when it is a promise: `then(next(req), (m) => ...)`. */
-export function then<T>(r: Reply, f: (m: Msg) => T | Promise<T>): T | Promise<T> {
+/**
+ * Await a Reply only when it is a promise: `andThen(next(req), (m) => ...)`. (Not named `then`: a
+ * module exporting `then` is a thenable, and `await import()` of it resolves to garbage.)
+ */
+export function andThen<T>(r: Reply, f: (m: Msg) => T | Promise<T>): T | Promise<T> {
   return r instanceof Promise ? r.then(f) : f(r);
 }
 

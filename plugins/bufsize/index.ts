@@ -1,4 +1,5 @@
-import { definePlugin, type Handler } from '../../src/plugin.ts';
+import { definePlugin, type Handler, type Next, type Reply } from '../../src/plugin.ts';
+import type { Request } from '../../src/request.ts';
 
 export interface BufsizeConfig {
   /** Largest UDP reply to send, whatever the client advertises. */
@@ -16,10 +17,10 @@ export class Bufsize implements Handler {
   readonly name = 'bufsize';
   readonly size: number;
   constructor(size: number) { this.size = size; }
-  serveDNS: Handler['serveDNS'] = (req, next) => {
+  serveDNS(req: Request, next: Next): Reply {
     req.limitSize(this.size);
     return next(req);
-  };
+  }
 }
 
 /** bufsize: cap the UDP reply size clients may ask for, to stay clear of IP fragmentation. */

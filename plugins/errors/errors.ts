@@ -62,24 +62,24 @@ export class ErrorLogger {
 
   readonly observe: ErrorObserver = (req, err, panic) => {
     const text = errorText(err);
-    const rcode = err instanceof DnsError ? err.rcode : Rcode.SERVFAIL;
-    const line = this.line(req, rcode, text, panic ? err : undefined);
     // The first rule that matches owns the error; once stopped, errors are logged one by one again.
-    const w = this.windows.find((x) => x.rule.pattern.test(text));
-    if (w && !this.stopped) {
-      if (++w.count === 1) {
-        w.timer = setTimeout(() => this.flush(w), w.rule.periodMs);
-        w.timer.unref();
-        if (w.rule.showFirst) emit(this.log, w.rule.level, line);
-      }
+    const w = this.stopped ? undefined : this.windows.find((x) => x.rule.pattern.test(text));
+    if (!w) {
+      this.log.error(this.line(req, err, text, panic));
       return;
     }
-    this.log.error(line);
+    if (++w.count === 1) {
+      w.timer = setTimeout(() => this.flush(w), w.rule.periodMs);
+      w.timer.unref();
+      if (w.rule.showFirst) emit(this.log, w.rule.level, this.line(req, err, text, panic));
+    }
   };
 
-  private line(req: Request, rcode: number, text: string, panic: unknown): string {
+  /** CoreDNS's `RCODE NAME TYPE: message`; an unexpected exception counts as SERVFAIL. */
+  private line(req: Request, err: unknown, text: string, panic: boolean): string {
+    const rcode = err instanceof DnsError ? err.rcode : Rcode.SERVFAIL;
     const head = `${rcode} ${req.name} ${typeName(req.qtype)}: ${text}`;
-    if (this.stacktrace && panic instanceof Error && panic.stack) return `${head}\n${panic.stack}`;
+    if (this.stacktrace && panic && err instanceof Error && err.stack) return `${head}\n${err.stack}`;
     return head;
   }
 

@@ -1,5 +1,9 @@
 // The kubernetes plugin's typed configuration and the small pure helpers parse needs.
-import { canonical, expandIPv6 } from '../../src/dns/name.ts';
+import type { Controller } from '../../src/corefile/controller.ts';
+import { parseDuration } from '../../src/corefile/duration.ts';
+import { parseServerKey } from '../../src/corefile/parser.ts';
+import { CorefileError, type Token } from '../../src/corefile/types.ts';
+import { parseSelector } from './selector.ts';
 
 export type PodMode = 'disabled' | 'insecure' | 'verified';
 
@@ -52,49 +56,118 @@ export function isReverseZone(zone: string): boolean {
   return zone === 'in-addr.arpa.' || zone.endsWith('.in-addr.arpa.') || zone === 'ip6.arpa.' || zone.endsWith('.ip6.arpa.');
 }
 
+/** Zones from a zone argument: a domain name or a CIDR (its reverse zones), read like a server block key. */
+function zonesFromArg(c: Controller, tok: Token): string[] {
+  try {
+    return parseServerKey(tok.text, tok.file, tok.line).map((k) => k.zone);
+  } catch (e) {
+    throw c.err(e instanceof CorefileError ? e.message.replace(/^.*Error during parsing: /, '') : String(e), tok);
+  }
+}
+
 /**
- * A zone argument as CoreDNS reads it: a domain name, or a CIDR that becomes the reverse zone(s)
- * covering it. A prefix that does not fall on an octet (IPv4) or nibble (IPv6) boundary expands to
- * every zone at the next boundary ("10.0.0.0/23" → 0.0.10.in-addr.arpa. and 1.0.10.in-addr.arpa.).
- * Returns undefined for a malformed CIDR.
+ * Parse a `kubernetes` directive (CoreDNS syntax plus `manifests`). Error texts follow CoreDNS's
+ * plugin/kubernetes/setup.go, so messages people search for still find answers.
  */
-export function zonesFromArg(arg: string): string[] | undefined {
-  let a = arg.replace(/^dns:\/\//, '');
-  const slash = a.indexOf('/');
-  if (slash < 0) {
-    // "example.org:53" style keys: drop a port.
-    const colon = a.lastIndexOf(':');
-    if (colon > 0 && !a.slice(0, colon).includes(':') && /^\d+$/.test(a.slice(colon + 1))) a = a.slice(0, colon);
-    return [canonical(a)];
-  }
-  const ip = a.slice(0, slash);
-  const bits = Number(a.slice(slash + 1));
-  if (!/^\d+$/.test(a.slice(slash + 1))) return undefined;
-  if (ip.includes(':')) {
-    const words = expandIPv6(ip);
-    if (!words || bits > 128) return undefined;
-    const nibbles: number[] = [];
-    for (const w of words) for (let s = 12; s >= 0; s -= 4) nibbles.push((w >> s) & 0xf);
-    const whole = Math.ceil(bits / 4);
-    const free = whole * 4 - bits;
-    const out: string[] = [];
-    for (let v = 0; v < 1 << free; v++) {
-      const n = nibbles.slice(0, whole);
-      if (whole > 0) n[whole - 1] = (n[whole - 1]! & ~((1 << free) - 1)) | v;
-      out.push(n.reverse().map((x) => x.toString(16)).join('.') + (whole > 0 ? '.' : '') + 'ip6.arpa.');
+export function parseConfig(c: Controller): KubernetesConfig {
+  const zones: string[] = [];
+  for (const t of c.argTokens) for (const z of zonesFromArg(c, t)) if (!zones.includes(z)) zones.push(z);
+  if (zones.length === 0) for (const z of c.serverZones) if (!zones.includes(z)) zones.push(z);
+  const cfg = defaultConfig(zones);
+  if (cfg.primaryZone === '') throw c.err('non-reverse zone name must be used');
+
+  for (const line of c.lines()) {
+    line.noBlock();
+    const args = line.args;
+    const toks = line.argTokens;
+    switch (line.name) {
+      case 'endpoint_pod_names':
+        line.expectArgs(0);
+        cfg.endpointPodNames = true;
+        break;
+      case 'pods':
+        line.expectArgs(1);
+        if (args[0] !== 'disabled' && args[0] !== 'insecure' && args[0] !== 'verified') {
+          throw line.err(`wrong value for pods: ${args[0]},  must be one of: disabled, verified, insecure`, toks[0]);
+        }
+        cfg.pods = args[0];
+        break;
+      case 'namespaces':
+        line.expectArgs(1, Infinity);
+        for (const a of args) if (!cfg.namespaces.includes(a)) cfg.namespaces.push(a);
+        break;
+      case 'endpoint':
+        line.expectArgs(1, Infinity);
+        cfg.endpoint = args[0]!;
+        if (args.length > 1) cfg.warnings.push(`Multiple endpoints have been deprecated, only the first specified endpoint '${args[0]}' is used`);
+        break;
+      case 'tls':
+        line.expectArgs(3);
+        cfg.tls = { cert: args[0]!, key: args[1]!, ca: args[2]! };
+        break;
+      case 'kubeconfig':
+        line.expectArgs(1, 2);
+        cfg.kubeconfig = args.length === 2 ? { file: args[0]!, context: args[1]! } : { file: args[0]! };
+        break;
+      case 'labels':
+      case 'namespace_labels': {
+        line.expectArgs(1, Infinity);
+        const expr = args.join(' ');
+        try {
+          parseSelector(expr);
+        } catch (e) {
+          const what = line.name === 'labels' ? 'label' : 'namespace_label';
+          throw line.err(`unable to parse ${what} selector value: '${expr}': ${(e as Error).message}`, toks[0]);
+        }
+        if (line.name === 'labels') cfg.labels = expr; else cfg.namespaceLabels = expr;
+        break;
+      }
+      case 'fallthrough': {
+        const fall: string[] = [];
+        for (const t of toks) fall.push(...zonesFromArg(line, t));
+        cfg.fallthrough = fall.length > 0 ? fall : ['.'];
+        break;
+      }
+      case 'ttl': {
+        line.expectArgs(1);
+        const t = toks[0]!;
+        if (!/^[+-]?\d+$/.test(t.text)) throw line.err(`strconv.Atoi: parsing "${t.text}": invalid syntax`, t);
+        const ttl = Number(t.text);
+        if (ttl < 0 || ttl > 3600) throw line.err(`ttl must be in range [0, 3600]: ${ttl}`, t);
+        cfg.ttl = ttl;
+        break;
+      }
+      case 'noendpoints':
+        line.expectArgs(0);
+        cfg.noEndpoints = true;
+        break;
+      case 'ignore':
+        line.expectArgs(1);
+        if (args[0] !== 'empty_service') throw line.err(`unable to parse ignore value: '${args[0]}'`, toks[0]);
+        cfg.ignoreEmptyService = true;
+        break;
+      case 'startup_timeout': {
+        line.expectArgs(1);
+        const t = toks[0]!;
+        const ms = parseDuration(t.text);
+        if (ms === undefined) throw line.err(`time: invalid duration "${t.text}"`, t);
+        if (ms < 0) throw line.err(`startup_timeout must not be negative: ${t.text}`, t);
+        cfg.startupTimeoutMs = ms;
+        break;
+      }
+      case 'manifests':
+        line.expectArgs(1, Infinity);
+        for (const a of args) if (!cfg.manifests.includes(a)) cfg.manifests.push(a);
+        break;
+      default:
+        throw line.unknownProperty();
     }
-    return out;
   }
-  const parts = ip.split('.');
-  if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255) || bits > 32) return undefined;
-  const octets = parts.map(Number);
-  const whole = Math.ceil(bits / 8);
-  const free = whole * 8 - bits;
-  const out: string[] = [];
-  for (let v = 0; v < 1 << free; v++) {
-    const o = octets.slice(0, whole);
-    if (whole > 0) o[whole - 1] = (o[whole - 1]! & ~((1 << free) - 1) & 0xff) | v;
-    out.push(o.reverse().join('.') + (whole > 0 ? '.' : '') + 'in-addr.arpa.');
+  if (cfg.namespaces.length > 0 && cfg.namespaceLabels !== undefined) {
+    throw c.err('namespaces and namespace_labels cannot both be set');
   }
-  return out;
+  if (cfg.manifests.length > 0 && (cfg.endpoint !== undefined || cfg.tls !== undefined || cfg.kubeconfig !== undefined)) {
+    throw c.err('manifests cannot be combined with endpoint, tls or kubeconfig');
+  }
+  return cfg;
 }

@@ -56,11 +56,16 @@ function compileRule(cfg: LogConfig): Rule {
   };
 }
 
+function covers(zones: string[], name: string): boolean {
+  for (const z of zones) if (isSubdomain(name, z)) return true;
+  return false;
+}
+
 /** The first rule whose names cover the query decides, as in CoreDNS; later rules are not consulted. */
 function logResponse(rules: Rule[], log: Logger, req: Request, reply: Msg, size: number, ms: number): void {
   const name = req.name;
   for (const rule of rules) {
-    if (!rule.names.some((z) => isSubdomain(name, z))) continue;
+    if (!covers(rule.names, name)) continue;
     if (rule.all || rule.classes.has(classify(reply)) || (rule.minDurationMs > 0 && ms > rule.minDurationMs)) {
       log.raw(rule.prefix + rule.format(req, reply, size, ms));
     }

@@ -14,7 +14,7 @@
 import { globSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { createLogger } from '../log.ts';
-import { expandIPv6 } from '../dns/name.ts';
+import { canonical, expandIPv6 } from '../dns/name.ts';
 import { type Env, lex, type LexToken } from './lexer.ts';
 import { CorefileError, type Corefile, type Directive, type ServerBlock, type ServerKey, type Token } from './types.ts';
 
@@ -392,7 +392,7 @@ export function parseServerKey(text: string, file: string, line: number): Server
       throw fail(`zone is not a valid domain name: ${s} (a key is a zone, not a listen address: see the bind plugin)`);
     }
     if (!isDomainName(s)) throw fail(`zone is not a valid domain name: ${s}`);
-    zones = [s.toLowerCase().endsWith('.') ? s.toLowerCase() : s.toLowerCase() + '.'];
+    zones = [canonical(s)];
   }
   return zones.map((zone) => ({ text, scheme: 'dns', zone, port, file, line }));
 }

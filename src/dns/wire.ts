@@ -1,6 +1,6 @@
 // The hot path: answers encoded once (prebuild) and copied per query with ID, RD/CD, the question's
 // letter case, TTLs and an OPT record patched in (writePrebuilt). No objects, no compression work.
-import { encodeLayout, encodeLayoutBytes } from './encode.ts';
+import { allocReply, encodeLayout, encodeLayoutBytes } from './encode.ts';
 import type { ParsedQuery } from './query.ts';
 import type { Msg, PrebuiltWire } from './types.ts';
 
@@ -15,7 +15,8 @@ export function prebuild(msg: Msg): PrebuiltWire {
 }
 
 /**
- * A reply for query `q` (bytes `raw`) from prebuilt `w`: a new array of exactly the reply's size. Returns
+ * A reply for query `q` (bytes `raw`) from prebuilt `w`: a new array of exactly the reply's size (pooled,
+ * see allocReply: mind byteOffset, `.slice()` it to keep it). Returns
  * null when it would exceed `maxSize` (the caller then encodes with truncation). `opt`: append an OPT
  * record (our UDP size, the DO bit, `rcodeHigh` as the extended rcode). `ttlDelta`: seconds to subtract
  * from every TTL (floored at 0).
@@ -28,7 +29,7 @@ export function writePrebuilt(
   const len = src.length;
   const total = opt ? len + 11 : len;
   if (total > maxSize) return null;
-  const out = new Uint8Array(total);
+  const out = allocReply(total); // pooled: see allocReply
   out.set(src);
   const id = q.id;
   out[0] = id >> 8;
@@ -62,12 +63,17 @@ export function writePrebuilt(
   }
   if (opt) {
     // Root owner, TYPE 41, CLASS = our UDP size, TTL = ext-rcode | version 0 | DO, RDLEN 0.
+    out[len] = 0;
     out[len + 1] = 0;
     out[len + 2] = 41;
     out[len + 3] = opt.udpSize >> 8;
     out[len + 4] = opt.udpSize;
     out[len + 5] = opt.rcodeHigh ?? 0;
+    out[len + 6] = 0;
     out[len + 7] = opt.do ? 0x80 : 0;
+    out[len + 8] = 0;
+    out[len + 9] = 0;
+    out[len + 10] = 0;
     const ar = ((out[10]! << 8) | out[11]!) + 1;
     out[10] = ar >> 8;
     out[11] = ar;

@@ -1,0 +1,135 @@
+// kubernetes: answer the cluster zone (Services, endpoints, pods, PTR) from a Kubernetes API watch or
+// from manifest files. Parse is pure (config.ts); setup wires the zone, its source and the handler.
+import { networkInterfaces } from 'node:os';
+import type { Gauge } from 'prom-client';
+import type { Logger } from '../../src/log.ts';
+import type { Metrics } from '../../src/metrics.ts';
+import { definePlugin, type SetupEnv } from '../../src/plugin.ts';
+import { prebuild } from '../../src/dns/wire.ts';
+import { parseConfig, type KubernetesConfig } from './config.ts';
+import { KubernetesHandler } from './kubernetes.ts';
+import type { Kind, SourceHandle, ZoneSink } from './objects.ts';
+import { startApiSource, type ApiSourceConfig } from './source-api.ts';
+import { KubeZone, type ProgrammingKind } from './zone.ts';
+
+export type { KubernetesConfig, PodMode } from './config.ts';
+export { parseConfig } from './config.ts';
+export { KubernetesHandler } from './kubernetes.ts';
+export { KubeZone } from './zone.ts';
+
+/** What setup needs from the sources; tests pass fakes. */
+export interface SourceStarters {
+  api(cfg: ApiSourceConfig, sink: ZoneSink, env: { log: Logger; metrics: Metrics }): SourceHandle;
+  manifests(paths: string[], sink: ZoneSink, env: { log: Logger; metrics: Metrics },
+    opts: { watch?: boolean; labels?: string; namespaceLabels?: string }): SourceHandle | Promise<SourceHandle>;
+}
+
+export const defaultStarters: SourceStarters = {
+  api: startApiSource,
+  async manifests(paths, sink, env, opts) {
+    const { startManifestSource } = await import('./source-manifests.ts');
+    return startManifestSource(paths, sink, env, opts);
+  },
+};
+
+export interface SetupOptions {
+  starters?: SourceStarters;
+  /** Addresses this server answers on; default: the host's non-internal interface addresses. */
+  localIPs?: readonly string[];
+}
+
+/** CoreDNS's buckets for the programming latency: 1 ms doubling to ~17 minutes. */
+const programmingBuckets = Array.from({ length: 20 }, (_, i) => 0.001 * 2 ** i);
+
+/** Zones alive per metrics registry, summed by the objects gauge (each zone holds its own copies). */
+const zonesByRegistry = new WeakMap<Metrics, Set<KubeZone>>();
+
+function objectsGauge(metrics: Metrics): Gauge<'kind'> {
+  return metrics.gauge('coredns_kubernetes_objects', 'Kubernetes objects held in memory for DNS, by kind.', ['kind'],
+    function collect(this: Gauge<'kind'>) {
+      const sums: Record<Kind, number> = { Service: 0, EndpointSlice: 0, Namespace: 0, Pod: 0 };
+      for (const z of zonesByRegistry.get(metrics) ?? []) {
+        const c = z.counts();
+        for (const k of Object.keys(sums) as Kind[]) sums[k] += c[k];
+      }
+      for (const k of Object.keys(sums) as Kind[]) this.set({ kind: k }, sums[k]);
+    });
+}
+
+/** The host's addresses (what CoreDNS calls the bound IPs when listening on all interfaces). */
+export function interfaceAddresses(): string[] {
+  const out: string[] = [];
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) if (!a.internal && !a.address.startsWith('fe80:')) out.push(a.address);
+  }
+  return out.length > 0 ? out : ['127.0.0.1'];
+}
+
+/** Wire a parsed configuration: the zone, its source (started at startup), metrics, readiness, handler. */
+export function setupKubernetes(cfg: KubernetesConfig, env: SetupEnv, opts: SetupOptions = {}): KubernetesHandler {
+  const starters = opts.starters ?? defaultStarters;
+  const log = env.log;
+  for (const w of cfg.warnings) log.warn(w);
+
+  const programming = env.metrics.histogram('coredns_kubernetes_dns_programming_duration_seconds',
+    'Histogram of the time (in seconds) it took to program a dns instance.', ['service_kind'], programmingBuckets);
+  objectsGauge(env.metrics);
+
+  const manifests = cfg.manifests.length > 0;
+  const zone = new KubeZone({
+    namespaces: cfg.namespaces,
+    endpoints: !cfg.noEndpoints,
+    endpointPodNames: cfg.endpointPodNames,
+    pods: cfg.pods === 'verified',
+    implicitNamespaces: manifests && cfg.namespaceLabels === undefined,
+    onProgramming: (kind: ProgrammingKind, seconds: number) => programming.observe({ service_kind: kind }, seconds),
+  });
+  let zones = zonesByRegistry.get(env.metrics);
+  if (!zones) zonesByRegistry.set(env.metrics, zones = new Set());
+  zones.add(zone);
+
+  let source: SourceHandle | undefined;
+  const synced = () => source?.isSynced() ?? false;
+  env.readiness('kubernetes', synced);
+
+  env.onStartup(async () => {
+    const senv = { log, metrics: env.metrics };
+    const sel = { ...(cfg.labels !== undefined ? { labels: cfg.labels } : {}), ...(cfg.namespaceLabels !== undefined ? { namespaceLabels: cfg.namespaceLabels } : {}) };
+    source = manifests
+      ? await starters.manifests(cfg.manifests, zone, senv, { watch: true, ...sel })
+      : starters.api({
+        ...(cfg.endpoint !== undefined ? { endpoint: cfg.endpoint } : {}),
+        ...(cfg.tls ? { tls: cfg.tls } : {}),
+        ...(cfg.kubeconfig ? { kubeconfig: cfg.kubeconfig } : {}),
+        ...sel,
+        watchPods: cfg.pods === 'verified',
+      }, zone, senv);
+    if (source.isSynced()) return;
+    log.info('waiting for Kubernetes API before starting server');
+    if (!(await syncedWithin(source, cfg.startupTimeoutMs))) log.warn('starting server with unsynced Kubernetes API');
+  });
+  env.onFinalShutdown(async () => {
+    zones.delete(zone);
+    await source?.stop();
+  });
+
+  return new KubernetesHandler(cfg, zone, { synced, localIPs: opts.localIPs ?? interfaceAddresses(), prebuild });
+}
+
+/** Wait for the first sync, at most `ms`; true when synced. */
+async function syncedWithin(source: SourceHandle, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), ms); });
+  try {
+    return await Promise.race([source.synced.then(() => true, () => false), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The plugin: CoreDNS's kubernetes syntax plus `manifests PATH...`. Once per server block. */
+export const plugin = definePlugin<KubernetesConfig>({
+  name: 'kubernetes',
+  parse: parseConfig,
+  setup: (cfg, env) => setupKubernetes(cfg, env),
+});

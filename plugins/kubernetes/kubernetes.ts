@@ -1,0 +1,141 @@
+// The kubernetes Handler: route names of our zones to the resolver, keep built replies ready.
+//
+// Hot path: a reply is built once per (lowercase name, qtype) and cached together with the zone
+// cells it read; it stays valid until an event moves one of them (a change to that Service, its
+// namespace, an address it maps...). Cached replies are shared between queries and never mutated:
+// they are frozen outside production, and carry `wire` (prebuilt bytes) when a prebuild function is
+// given, so the server copies bytes and patches ID and letter case instead of encoding.
+import { isSubdomain, matchZone } from '../../src/dns/name.ts';
+import { type Msg, type PrebuiltWire, type RR, Class, Rcode, Type } from '../../src/dns/types.ts';
+import type { Handler, Next, Reply } from '../../src/plugin.ts';
+import type { Request } from '../../src/request.ts';
+import type { KubernetesConfig } from './config.ts';
+import { resolve, type ResolveConfig } from './resolve.ts';
+import type { Cell, KubeZone } from './zone.ts';
+
+export interface KubernetesHandlerOptions {
+  /** Has the source delivered its first full list? Until then NXDOMAIN becomes SERVFAIL. Default: yes. */
+  synced?: () => boolean;
+  /** Addresses this server answers on (NS and ns.dns.<zone> fall back to them). */
+  localIPs?: readonly string[];
+  /** Encode a reply once for reuse (src/dns/wire.ts prebuild). Without it replies go out as objects. */
+  prebuild?: (m: Msg) => PrebuiltWire;
+  /** Most replies kept; past it the cache starts over (a flood of random names cannot grow it). */
+  cacheSize?: number;
+  /** Freeze shared replies (default: outside production), so a plugin mutating one fails loudly. */
+  freeze?: boolean;
+}
+
+interface Entry {
+  msg: Msg;
+  cells: Cell[];
+  gens: number[];
+}
+
+export class KubernetesHandler implements Handler {
+  readonly name = 'kubernetes';
+  /** Canonical zones this plugin answers (autopath reads them). */
+  readonly zones: string[];
+  readonly zone: KubeZone;
+  private readonly cfg: KubernetesConfig;
+  private readonly rcfg: ResolveConfig;
+  private readonly synced: () => boolean;
+  private readonly prebuild: ((m: Msg) => PrebuiltWire) | undefined;
+  private readonly cacheSize: number;
+  private readonly freeze: boolean;
+  private readonly cache = new Map<string, Entry>();
+
+  constructor(cfg: KubernetesConfig, zone: KubeZone, opts: KubernetesHandlerOptions = {}) {
+    this.cfg = cfg;
+    this.zones = [...cfg.zones];
+    this.zone = zone;
+    this.rcfg = {
+      zones: cfg.zones, primaryZone: cfg.primaryZone, ttl: cfg.ttl, pods: cfg.pods, noEndpoints: cfg.noEndpoints,
+      ignoreEmptyService: cfg.ignoreEmptyService, localIPs: opts.localIPs ?? [],
+    };
+    this.synced = opts.synced ?? (() => true);
+    this.prebuild = opts.prebuild;
+    this.cacheSize = opts.cacheSize ?? 10_000;
+    this.freeze = opts.freeze ?? process.env.NODE_ENV !== 'production';
+  }
+
+  serveDNS(req: Request, next: Next): Reply {
+    const name = req.name;
+    if (req.qclass !== Class.IN || matchZone(name, this.zones) === undefined) return next(req);
+    const qtype = req.qtype;
+    // Zone transfers belong to the transfer plugin (which runs before us when configured).
+    if (qtype === Type.AXFR || qtype === Type.IXFR) return req.reply(Rcode.REFUSED);
+    const msg = this.reply(name, qtype);
+    if (msg.rcode === Rcode.NXDOMAIN && msg.answer.length === 0) {
+      if (this.fallsThrough(name)) return next(req);
+      if (!this.synced()) return this.notSynced(req, msg);
+    }
+    if (msg.wire || req.qname === name) return msg;
+    return withOwnerCase(msg, name, req.qname);
+  }
+
+  /** The reply for a lowercase name and type, from the cache when still valid. Shared: do not mutate. */
+  reply(name: string, qtype: number): Msg {
+    const key = `${qtype} ${name}`;
+    const hit = this.cache.get(key);
+    if (hit && valid(hit)) return hit.msg;
+    const deps: Cell[] = [];
+    const msg = resolve(this.zone, this.rcfg, name, qtype, deps);
+    if (this.prebuild) {
+      try { msg.wire = this.prebuild(msg); } catch { /* too large to prebuild: encoded per query */ }
+    }
+    if (this.freeze) freezeMsg(msg);
+    const cells = [...new Set(deps)];
+    if (this.cache.size >= this.cacheSize) this.cache.clear();
+    this.cache.set(key, { msg, cells, gens: cells.map((c) => c.gen) });
+    return msg;
+  }
+
+  /** The namespace of the pod with this address (pods verified), for autopath. */
+  namespaceOfIP(ip: string): string | undefined {
+    return this.zone.namespaceOfIP(ip);
+  }
+
+  /** Replies currently cached (tests, debugging). */
+  get cached(): number { return this.cache.size; }
+
+  private fallsThrough(name: string): boolean {
+    const f = this.cfg.fallthrough;
+    return f !== null && f.some((z) => isSubdomain(name, z));
+  }
+
+  /** Before the first sync an NXDOMAIN may be wrong: SERVFAIL so clients retry (CoreDNS does the same). */
+  private notSynced(req: Request, negative: Msg): Msg {
+    const m = req.reply(Rcode.SERVFAIL);
+    m.flags.aa = true;
+    m.authority = negative.authority;
+    return m;
+  }
+}
+
+function valid(e: Entry): boolean {
+  const { cells, gens } = e;
+  for (let i = 0; i < cells.length; i++) if (cells[i]!.gen !== gens[i]) return false;
+  return true;
+}
+
+/** A copy whose records owned by the question carry the client's letter case (no prebuilt wire). */
+function withOwnerCase(msg: Msg, lower: string, asked: string): Msg {
+  const fix = (rrs: RR[]) => rrs.map((r) => (r.name === lower ? { ...r, name: asked } : r));
+  return { ...msg, question: [{ ...msg.question[0]!, name: asked }], answer: fix(msg.answer) };
+}
+
+function freezeMsg(m: Msg): void {
+  for (const list of [m.answer, m.authority, m.additional]) {
+    for (const r of list) {
+      if (typeof r.data === 'object' && !(r.data instanceof Uint8Array)) Object.freeze(r.data);
+      Object.freeze(r);
+    }
+    Object.freeze(list);
+  }
+  for (const q of m.question) Object.freeze(q);
+  Object.freeze(m.question);
+  Object.freeze(m.flags);
+  if (m.wire) Object.freeze(m.wire);
+  Object.freeze(m);
+}

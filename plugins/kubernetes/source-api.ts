@@ -1,0 +1,516 @@
+// The Kubernetes API source: lists and watches Services, EndpointSlices, Namespaces (and Pods when asked)
+// with @kubernetes/client-node 2.0.x and feeds slim records into a ZoneSink.
+//
+// Per kind it runs client-node's own informer (ListWatch: list, watch from the list's resourceVersion,
+// resume from the last seen resourceVersion, relist on 410 Gone) over client-node's Watch — with three
+// adjustments client-go users get from SetTransform and the reflector, and client-node lacks:
+//
+// 1. A transform: ListWatch keeps every object it has seen in its cache, so instead of full objects
+//    (managedFields and all) it is handed shells {metadata: {name, namespace, resourceVersion}} — the only
+//    fields it reads. The slim record rides on the shell to our callback, which drops it again.
+// 2. Bookmarks: ListWatch does not ask for them; our Watch subclass adds allowWatchBookmarks=true (and a
+//    server-side timeoutSeconds), so quiet watches resume from a fresh resourceVersion instead of falling
+//    out of the history window and relisting.
+// 3. Supervision: a ListWatch that hits an error other than 410 fires `error` and stops for good; its
+//    start() resolves even when the list failed. We restart it with jittered exponential backoff, track
+//    "synced" ourselves, and count restarts.
+//
+// The list is ours (typed CoreV1Api/DiscoveryV1Api calls, paged with limit/continue so a big cluster is
+// never held in memory whole); it feeds the sink one replaceAll per kind, which also deletes whatever
+// vanished (ListWatch's own relist does fire deletes for vanished objects, but replaceAll makes the sink
+// exact in one step, so the per-object callbacks ListWatch fires while applying a list are ignored).
+// Nothing here is on the query path: the zone answers from its own maps.
+import {
+  ApiException, CoreV1Api, DiscoveryV1Api, KubeConfig, ListWatch, Watch,
+  type ConfigurationOptions, type KubernetesListObject, type KubernetesObject, type Middleware, type V1ListMeta,
+} from '@kubernetes/client-node';
+import type { Gauge } from 'prom-client';
+import type { Logger } from '../../src/log.ts';
+import type { Metrics } from '../../src/metrics.ts';
+import {
+  describeObject, isInvalid, toSlimEndpointSlice, toSlimNamespace, toSlimPod, toSlimService, type Converted,
+} from './convert.ts';
+import type { Kind, SlimEndpointSlice, SlimNamespace, SlimPod, SlimService, SourceHandle, ZoneSink } from './objects.ts';
+import { parseSelector } from './selector.ts';
+
+export interface ApiSourceConfig {
+  /** API server URL (CoreDNS `endpoint`). http:// URLs (kubectl proxy) are allowed. */
+  endpoint?: string;
+  /** Client certificate, key and CA files for `endpoint` (CoreDNS `tls CERT KEY CACERT`). */
+  tls?: { cert: string; key: string; ca: string };
+  /** A kubeconfig file and optional context (CoreDNS `kubeconfig KUBECONFIG [CONTEXT]`). */
+  kubeconfig?: { file: string; context?: string };
+  /** Label selector for Services and EndpointSlices (CoreDNS `labels`), sent to the server. */
+  labels?: string;
+  /** Label selector for Namespaces (CoreDNS `namespace_labels`), sent to the server. */
+  namespaceLabels?: string;
+  /** Watch Pods too (`pods insecure|verified`). */
+  watchPods: boolean;
+  /** Restart backoff after a watch failed (default 500 ms doubling to 30 s, ±20% jitter). Tests shorten it. */
+  backoff?: { initialMs: number; maxMs: number };
+  /** Items per list page (default 500). Not a Corefile option; tests use small pages. */
+  pageSize?: number;
+}
+
+export interface ApiSourceEnv {
+  /** Already prefixed `plugin/kubernetes`. */
+  log: Logger;
+  metrics: Metrics;
+}
+
+type Slim = SlimService | SlimEndpointSlice | SlimNamespace | SlimPod;
+
+/** What ListWatch caches per object: just the fields it reads. `converted` is dropped once handled. */
+interface Shell extends KubernetesObject {
+  metadata: { name: string; namespace?: string; resourceVersion?: string };
+  converted?: Converted<Slim>;
+}
+
+interface ListPage { metadata?: V1ListMeta; items: unknown[] }
+interface ListParams { labelSelector?: string; limit: number; _continue?: string }
+
+interface KindDef {
+  kind: Kind;
+  /** The resource's plural: log lines, metric label. */
+  resource: 'services' | 'endpointslices' | 'namespaces' | 'pods';
+  path: string;
+  labelSelector: string | undefined;
+  list(p: ListParams, opts: ConfigurationOptions): Promise<ListPage>;
+  convert(obj: unknown): Converted<Slim>;
+  upsert(s: Slim): void;
+  remove(namespace: string, name: string): void;
+  replaceAll(items: Slim[]): void;
+}
+
+const defaultBackoff = { initialMs: 500, maxMs: 30_000 };
+const listPageTimeoutMs = 60_000;
+
+/**
+ * Build the client configuration: `endpoint` (+`tls`) when given; else the kubeconfig file (and context);
+ * else in-cluster (service-account token, KUBERNETES_SERVICE_HOST/PORT); else client-node's default
+ * ($KUBECONFIG, ~/.kube/config). Throws on a configuration that cannot work (missing file, unknown context).
+ */
+export function loadKubeConfig(cfg: Pick<ApiSourceConfig, 'endpoint' | 'tls' | 'kubeconfig'>): KubeConfig {
+  const kc = new KubeConfig();
+  if (cfg.endpoint) {
+    let url: URL;
+    try {
+      url = new URL(cfg.endpoint);
+    } catch {
+      throw new Error(`invalid endpoint "${cfg.endpoint}"`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`invalid endpoint "${cfg.endpoint}": not http or https`);
+    kc.loadFromClusterAndUser(
+      // client-node refuses http:// servers unless skipTLSVerify is set (there is no TLS to verify).
+      { name: 'endpoint', server: cfg.endpoint.replace(/\/+$/, ''), skipTLSVerify: url.protocol === 'http:', ...(cfg.tls ? { caFile: cfg.tls.ca } : {}) },
+      { name: 'endpoint', ...(cfg.tls ? { certFile: cfg.tls.cert, keyFile: cfg.tls.key } : {}) },
+    );
+  } else if (cfg.kubeconfig) {
+    kc.loadFromFile(cfg.kubeconfig.file);
+    const context = cfg.kubeconfig.context;
+    if (context) {
+      if (!kc.getContextObject(context)) throw new Error(`context "${context}" not found in ${cfg.kubeconfig.file}`);
+      kc.setCurrentContext(context);
+    }
+  } else if (process.env.KUBERNETES_SERVICE_HOST && process.env.KUBERNETES_SERVICE_PORT) {
+    kc.loadFromCluster();
+  } else {
+    kc.loadFromDefault();
+  }
+  if (!kc.getCurrentCluster()) throw new Error('the Kubernetes client configuration names no cluster');
+  return kc;
+}
+
+/** A short, single-line reason for a failed request. */
+export function errorText(err: unknown): string {
+  if (err instanceof ApiException) {
+    const body: unknown = err.body;
+    let msg = '';
+    if (typeof body === 'object' && body !== null && typeof (body as { message?: unknown }).message === 'string') msg = (body as { message: string }).message;
+    else if (typeof body === 'string') msg = body.slice(0, 200);
+    return `HTTP ${err.code}${msg ? `: ${msg}` : ''}`;
+  }
+  if (err instanceof Error || (typeof err === 'object' && err !== null && 'message' in err)) {
+    const e = err as Error & { statusCode?: number; cause?: { code?: string; message?: string } };
+    if (typeof e.statusCode === 'number') return `HTTP ${e.statusCode} ${e.message}`;
+    if (e.cause?.code) return `${e.message} (${e.cause.code})`;
+    if (e.cause?.message) return `${e.message}: ${e.cause.message}`;
+    return e.message;
+  }
+  return String(err);
+}
+
+function fmtDelay(ms: number): string {
+  return ms < 1000 ? `${Math.round(ms)}ms` : `${Number((ms / 1000).toFixed(1))}s`;
+}
+
+/**
+ * Per-request options that abort the request on `signal`. The object-parameter API hands options to
+ * wrapOptions(), which expects promise-style middleware even though the declared type is the
+ * observable-style one, hence the cast.
+ */
+function abortable(signal: AbortSignal): ConfigurationOptions {
+  const mw: Middleware = {
+    pre: async (ctx) => { ctx.setSignal(signal); return ctx; },
+    post: async (res) => res,
+  };
+  return { middleware: [mw], middlewareMergeStrategy: 'append' } as unknown as ConfigurationOptions;
+}
+
+function shellOf(obj: unknown, converted?: Converted<Slim>): Shell {
+  const m = (typeof obj === 'object' && obj !== null ? (obj as { metadata?: unknown }).metadata : undefined) as
+    { name?: unknown; namespace?: unknown; resourceVersion?: unknown } | undefined;
+  const shell: Shell = {
+    metadata: {
+      name: typeof m?.name === 'string' ? m.name : '',
+      ...(typeof m?.namespace === 'string' && m.namespace !== '' ? { namespace: m.namespace } : {}),
+      ...(typeof m?.resourceVersion === 'string' ? { resourceVersion: m.resourceVersion } : {}),
+    },
+  };
+  if (converted !== undefined) shell.converted = converted;
+  return shell;
+}
+
+/** Our Watch: asks for bookmarks, slims objects before ListWatch caches them, notes every contact. */
+class SlimWatch extends Watch {
+  private readonly owner: KindWatch;
+
+  constructor(kc: KubeConfig, owner: KindWatch) {
+    super(kc);
+    this.owner = owner;
+  }
+
+  override async watch(
+    path: string,
+    queryParams: Record<string, string | number | boolean | undefined>,
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    callback: (phase: string, apiObj: any, watchObj?: any) => void,
+    done: (err: unknown) => void,
+  ): Promise<AbortController> {
+    const kw = this.owner;
+    // ListWatch does not re-check stop() after its reconnect delay: do not open a watch for it then.
+    if (kw.stopped) return new AbortController();
+    kw.listApplied();
+    // Like client-go: a server-side timeout of 5-10 minutes spreads reconnects out.
+    const params = { ...queryParams, allowWatchBookmarks: true, timeoutSeconds: 300 + Math.floor(Math.random() * 300) };
+    let failed = false;
+    let controller: AbortController;
+    try {
+      controller = await super.watch(path, params, (phase: string, obj: unknown, raw: unknown) => {
+        kw.contact();
+        callback(phase, kw.onWatchEvent(phase, obj), raw);
+      }, (err: unknown) => {
+        if (err) failed = true;
+        done(err);
+      });
+    } catch (err) {
+      // Auth plugins and config lookups throw before the request is made; ListWatch would leave that as
+      // an unhandled rejection. Report it through `done`, which turns it into an `error` event.
+      done(err);
+      return new AbortController();
+    }
+    if (kw.stopped) controller.abort();
+    else if (!failed) kw.contact();
+    return controller;
+  }
+}
+
+class KindWatch {
+  stopped = false;
+  synced = false;
+  lastContactMs = 0;
+  private readonly informer: ListWatch<Shell>;
+  /** ListWatch fires per-object callbacks while applying a list we already fed as replaceAll. */
+  private applyingList = false;
+  private failures = 0;
+  private failing: string | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private listAbort: AbortController | undefined;
+
+  readonly def: KindDef;
+  private readonly log: Logger;
+  private readonly backoff: { initialMs: number; maxMs: number };
+  private readonly pageSize: number;
+  private readonly restarts: (resource: string) => void;
+  private readonly onSynced: () => void;
+
+  constructor(def: KindDef, kc: KubeConfig, log: Logger, opts: {
+    backoff: { initialMs: number; maxMs: number }; pageSize: number; restarts: (resource: string) => void; onSynced: () => void;
+  }) {
+    this.def = def;
+    this.log = log;
+    this.backoff = opts.backoff;
+    this.pageSize = opts.pageSize;
+    this.restarts = opts.restarts;
+    this.onSynced = opts.onSynced;
+    this.informer = new ListWatch<Shell>(def.path, new SlimWatch(kc, this), () => this.list(), false, def.labelSelector);
+    this.informer.on('add', (s) => this.onObject(s, false));
+    this.informer.on('update', (s) => this.onObject(s, true));
+    this.informer.on('delete', (s) => this.onDelete(s));
+    this.informer.on('error', (err) => this.onError(err));
+  }
+
+  start(): void {
+    this.informer.start().catch((err: unknown) => this.onError(err));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.listAbort?.abort();
+    await this.informer.stop();
+  }
+
+  contact(): void {
+    this.lastContactMs = Date.now();
+    if (this.failing !== undefined) {
+      this.log.info(`watch of ${this.def.resource} recovered`);
+      this.failing = undefined;
+    }
+    this.failures = 0;
+  }
+
+  listApplied(): void {
+    this.applyingList = false;
+  }
+
+  /** Turn a watch event's object into what ListWatch should see (and cache). */
+  onWatchEvent(phase: string, obj: unknown): unknown {
+    switch (phase) {
+      case 'ADDED':
+      case 'MODIFIED':
+        return shellOf(obj, this.def.convert(obj));
+      case 'DELETED':
+        return shellOf(obj);
+      case 'ERROR': {
+        const st = obj as { code?: unknown; message?: unknown } | undefined;
+        // 410: ListWatch clears its resourceVersion and relists when the server closes the stream.
+        if (st?.code === 410) this.log.debug(`watch of ${this.def.resource}: resourceVersion expired, relisting`);
+        else this.log.warn(`watch of ${this.def.resource}: server sent an error: ${String(st?.message ?? JSON.stringify(obj))}`);
+        return obj;
+      }
+      default: // BOOKMARK: ListWatch takes metadata.resourceVersion from it.
+        return obj;
+    }
+  }
+
+  private async list(): Promise<KubernetesListObject<Shell>> {
+    if (this.stopped) throw new Error('stopped');
+    const abort = new AbortController();
+    this.listAbort = abort;
+    const slims: Slim[] = [];
+    const shells: Shell[] = [];
+    let resourceVersion = '';
+    let cont: string | undefined;
+    let pages = 0;
+    do {
+      const page = await this.def.list(
+        { ...(this.def.labelSelector ? { labelSelector: this.def.labelSelector } : {}), limit: this.pageSize, ...(cont ? { _continue: cont } : {}) },
+        abortable(AbortSignal.any([abort.signal, AbortSignal.timeout(listPageTimeoutMs)])),
+      );
+      pages++;
+      if (!resourceVersion) resourceVersion = page.metadata?.resourceVersion ?? '';
+      for (const item of page.items ?? []) {
+        const c = this.def.convert(item);
+        shells.push(shellOf(item));
+        if (isInvalid(c)) this.skip(item, c);
+        else if (c !== null) slims.push(c);
+      }
+      cont = page.metadata?._continue || undefined;
+      this.contact();
+    } while (cont && !this.stopped);
+    if (this.stopped) throw new Error('stopped');
+    this.def.replaceAll(slims);
+    this.applyingList = true;
+    if (!this.synced) {
+      this.synced = true;
+      this.log.debug(`listed ${this.def.resource}: ${slims.length} of ${shells.length} objects in ${pages} page(s)`);
+      this.onSynced();
+    } else {
+      this.log.debug(`relisted ${this.def.resource}: ${slims.length} of ${shells.length} objects`);
+    }
+    return { metadata: { resourceVersion }, items: shells };
+  }
+
+  private skip(obj: unknown, reason: string): void {
+    this.log.warn(`skipping ${this.def.kind} ${describeObject(obj)}: ${reason}`);
+  }
+
+  private onObject(shell: Shell, update: boolean): void {
+    const c = shell.converted;
+    delete shell.converted;
+    if (this.applyingList || c === undefined) return;
+    const { name, namespace = '' } = shell.metadata;
+    try {
+      if (isInvalid(c)) {
+        this.log.warn(`skipping ${this.def.kind} ${namespace ? `${namespace}/` : ''}${name || '<unnamed>'}: ${c}`);
+        // The previous version may be held: an object that became invalid must not keep answering.
+        if (update) this.def.remove(namespace, name);
+      } else if (c === null) {
+        if (update) this.def.remove(namespace, name);
+      } else {
+        this.def.upsert(c);
+      }
+    } catch (err) {
+      this.log.error(`applying ${this.def.kind} ${namespace}/${name}: ${errorText(err)}`);
+    }
+  }
+
+  private onDelete(shell: Shell): void {
+    if (this.applyingList) return;
+    try {
+      this.def.remove(shell.metadata.namespace ?? '', shell.metadata.name);
+    } catch (err) {
+      this.log.error(`deleting ${this.def.kind} ${shell.metadata.namespace ?? ''}/${shell.metadata.name}: ${errorText(err)}`);
+    }
+  }
+
+  private onError(err: unknown): void {
+    if (this.stopped) return;
+    if (this.timer) return; // a restart is already scheduled
+    const nominal = Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** this.failures);
+    const delay = Math.min(this.backoff.maxMs, nominal * (0.8 + Math.random() * 0.4));
+    this.failures++;
+    this.restarts(this.def.resource);
+    const reason = errorText(err);
+    const line = `watch of ${this.def.resource} failed: ${reason}; retrying in ${fmtDelay(delay)}`;
+    if (this.failing !== reason) this.log.warn(line);
+    else this.log.debug(line);
+    this.failing = reason;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (!this.stopped) this.start();
+    }, delay);
+  }
+}
+
+// Sources per metrics registry, for the age gauge's collect (no process-global state across instances).
+const sourcesByRegistry = new WeakMap<Metrics, Set<ApiSource>>();
+
+const resourcesInOrder = ['namespaces', 'services', 'endpointslices', 'pods'] as const;
+
+function ageCollector(metrics: Metrics) {
+  return function collect(this: Gauge<'kind'>): void {
+    this.reset();
+    const now = Date.now();
+    const worst = new Map<string, number>();
+    for (const src of sourcesByRegistry.get(metrics) ?? []) {
+      for (const kw of src.kinds) {
+        const since = kw.lastContactMs || src.startedAt;
+        const age = Math.max(0, (now - since) / 1000);
+        worst.set(kw.def.resource, Math.max(worst.get(kw.def.resource) ?? 0, age));
+      }
+    }
+    for (const r of resourcesInOrder) {
+      const age = worst.get(r);
+      if (age !== undefined) this.set({ kind: r }, age);
+    }
+  };
+}
+
+class ApiSource implements SourceHandle {
+  readonly synced: Promise<void>;
+  readonly kinds: KindWatch[] = [];
+  readonly startedAt = Date.now();
+  private resolveSynced!: () => void;
+  private readonly metrics: Metrics;
+
+  constructor(cfg: ApiSourceConfig, sink: ZoneSink, env: ApiSourceEnv) {
+    this.metrics = env.metrics;
+    // Bad selectors are configuration errors, not 400s to retry forever.
+    for (const [what, sel] of [['labels', cfg.labels], ['namespace_labels', cfg.namespaceLabels]] as const) {
+      if (sel) {
+        try { parseSelector(sel); } catch (err) { throw new Error(`${what}: ${(err as Error).message}`); }
+      }
+    }
+    const kc = loadKubeConfig(cfg);
+    const core = kc.makeApiClient(CoreV1Api);
+    const discovery = kc.makeApiClient(DiscoveryV1Api);
+    const restarts = env.metrics.counter('coredns_kubernetes_watch_restarts_total',
+      'Watches of the Kubernetes API restarted after failing, by resource.', ['kind']);
+    env.metrics.gauge('coredns_kubernetes_last_contact_age_seconds',
+      'Seconds since the last list, watch event or bookmark from the Kubernetes API, by resource (the worst across sources).',
+      ['kind'], ageCollector(env.metrics));
+    this.synced = new Promise((resolve) => { this.resolveSynced = resolve; });
+
+    const labels = cfg.labels || undefined;
+    const defs: KindDef[] = [
+      {
+        kind: 'Namespace', resource: 'namespaces', path: '/api/v1/namespaces', labelSelector: cfg.namespaceLabels || undefined,
+        list: (p, o) => core.listNamespace(p, o),
+        convert: (obj) => toSlimNamespace(obj),
+        upsert: (s) => sink.upsertNamespace(s as SlimNamespace),
+        remove: (_ns, name) => sink.deleteNamespace(name),
+        replaceAll: (items) => sink.replaceAll('Namespace', items as SlimNamespace[]),
+      },
+      {
+        kind: 'Service', resource: 'services', path: '/api/v1/services', labelSelector: labels,
+        list: (p, o) => core.listServiceForAllNamespaces(p, o),
+        convert: (obj) => toSlimService(obj),
+        upsert: (s) => sink.upsertService(s as SlimService),
+        remove: (ns, name) => sink.deleteService(ns, name),
+        replaceAll: (items) => sink.replaceAll('Service', items as SlimService[]),
+      },
+      {
+        kind: 'EndpointSlice', resource: 'endpointslices', path: '/apis/discovery.k8s.io/v1/endpointslices', labelSelector: labels,
+        list: (p, o) => discovery.listEndpointSliceForAllNamespaces(p, o),
+        convert: (obj) => toSlimEndpointSlice(obj),
+        upsert: (s) => sink.upsertEndpointSlice(s as SlimEndpointSlice),
+        remove: (ns, name) => sink.deleteEndpointSlice(ns, name),
+        replaceAll: (items) => sink.replaceAll('EndpointSlice', items as SlimEndpointSlice[]),
+      },
+    ];
+    if (cfg.watchPods) {
+      defs.push({
+        kind: 'Pod', resource: 'pods', path: '/api/v1/pods', labelSelector: undefined,
+        list: (p, o) => core.listPodForAllNamespaces(p, o),
+        convert: (obj) => toSlimPod(obj),
+        upsert: (s) => sink.upsertPod(s as SlimPod),
+        remove: (ns, name) => sink.deletePod(ns, name),
+        replaceAll: (items) => sink.replaceAll('Pod', items as SlimPod[]),
+      });
+    }
+    const opts = {
+      backoff: cfg.backoff ?? defaultBackoff,
+      pageSize: cfg.pageSize ?? 500,
+      restarts: (resource: string) => restarts.inc({ kind: resource }),
+      onSynced: () => {
+        if (this.isSynced()) {
+          env.log.debug('all watched resources synced');
+          this.resolveSynced();
+        }
+      },
+    };
+    for (const def of defs) this.kinds.push(new KindWatch(def, kc, env.log, opts));
+    let set = sourcesByRegistry.get(env.metrics);
+    if (!set) sourcesByRegistry.set(env.metrics, (set = new Set()));
+    set.add(this);
+    for (const k of this.kinds) k.start();
+  }
+
+  isSynced(): boolean {
+    return this.kinds.every((k) => k.synced);
+  }
+
+  /** The oldest of the per-resource last contacts: it stops advancing when any watch is broken. 0 before all made contact. */
+  lastContact(): number {
+    let oldest = Infinity;
+    for (const k of this.kinds) oldest = Math.min(oldest, k.lastContactMs);
+    return oldest === Infinity ? 0 : oldest;
+  }
+
+  async stop(): Promise<void> {
+    sourcesByRegistry.get(this.metrics)?.delete(this);
+    await Promise.all(this.kinds.map((k) => k.stop()));
+  }
+}
+
+/**
+ * Start listing and watching. Throws (synchronously) on configuration errors: unreadable kubeconfig,
+ * unknown context, bad endpoint URL, bad label selector. API errors never throw: they are logged,
+ * retried with backoff and visible as `synced` not resolving / `lastContact()` not advancing.
+ */
+export function startApiSource(cfg: ApiSourceConfig, sink: ZoneSink, env: ApiSourceEnv): SourceHandle {
+  return new ApiSource(cfg, sink, env);
+}

@@ -1,0 +1,60 @@
+import { type Msg, Rcode, Type } from '../../src/dns/types.ts';
+import { definePlugin, type Handler } from '../../src/plugin.ts';
+import { balance, parseCidr, type Cidr } from './loadbalance.ts';
+
+export { balance, permuteWire, sectionOrder, parseCidr, type Cidr } from './loadbalance.ts';
+
+export interface LoadbalanceConfig {
+  policy: 'round_robin';
+  /** Subnets whose addresses go first, in this order (after the shuffle). Empty: none. */
+  prefer: Cidr[];
+}
+
+/** The handler: shuffle NOERROR replies on the way out; everything else passes untouched. */
+export function loadbalanceHandler(cfg: LoadbalanceConfig): Handler {
+  const prefer = cfg.prefer.length > 0 ? cfg.prefer : null;
+  const onReply = (m: Msg): Msg => (m.rcode === Rcode.NOERROR ? balance(m, prefer) : m);
+  return {
+    name: 'loadbalance',
+    serveDNS(req, next) {
+      const qt = req.qtype;
+      if (qt === Type.AXFR || qt === Type.IXFR) return next(req);
+      const r = next(req);
+      return r instanceof Promise ? r.then(onReply) : onReply(r);
+    },
+  };
+}
+
+/**
+ * loadbalance: randomize the order of A, AAAA and MX records in replies (CNAMEs first), optionally
+ * putting addresses from preferred subnets first.
+ */
+export const plugin = definePlugin<LoadbalanceConfig>({
+  name: 'loadbalance',
+  parse(c) {
+    const args = c.argTokens;
+    if (args.length > 0) {
+      const policy = args[0]!;
+      if (policy.text === 'weighted') {
+        throw c.err(`policy 'weighted' is not supported by clusterdns (only round_robin)`, policy);
+      }
+      if (policy.text !== 'round_robin') throw c.err(`unknown policy: ${policy.text}`, policy);
+      if (args.length > 1) throw c.err(`unknown property for ${policy.text}`, args[1]);
+    }
+    const prefer: Cidr[] = [];
+    for (const line of c.lines()) {
+      if (line.name !== 'prefer') throw line.unknownProperty();
+      line.noBlock();
+      if (line.argTokens.length === 0) throw line.argErr();
+      for (const t of line.argTokens) {
+        const cidr = parseCidr(t.text);
+        if (typeof cidr === 'string') throw line.err(`invalid CIDR "${t.text}": ${cidr}`, t);
+        prefer.push(cidr);
+      }
+    }
+    return { policy: 'round_robin', prefer };
+  },
+  setup(cfg) {
+    return loadbalanceHandler(cfg);
+  },
+});

@@ -1,0 +1,201 @@
+// Shuffle the address (and MX) records of a reply, CoreDNS round_robin style, without touching the
+// reply we were given: a new Msg with new section arrays, and — when the reply carries prebuilt wire
+// bytes — a new wire with the same records moved, so the server can still copy instead of encode.
+import { expandIPv6 } from '../../src/dns/name.ts';
+import { type Msg, type PrebuiltWire, type RR, Type } from '../../src/dns/types.ts';
+
+/** A parsed CIDR for `prefer`: network bytes (4 or 16) and prefix length. */
+export interface Cidr {
+  text: string;
+  bytes: Uint8Array;
+  bits: number;
+}
+
+/** IPv4 or IPv6 text → 4 or 16 bytes; IPv4-mapped IPv6 comes back as 4 bytes unless `keep6` (Go's To4 rule). */
+export function ipBytes(ip: string, keep6 = false): Uint8Array | undefined {
+  if (!ip.includes(':')) {
+    const parts = ip.split('.');
+    if (parts.length !== 4) return undefined;
+    const out = new Uint8Array(4);
+    for (let i = 0; i < 4; i++) {
+      const p = parts[i]!;
+      if (!/^\d{1,3}$/.test(p) || Number(p) > 255) return undefined;
+      out[i] = Number(p);
+    }
+    return out;
+  }
+  const w = expandIPv6(ip);
+  if (!w) return undefined;
+  if (!keep6 && w[0] === 0 && w[1] === 0 && w[2] === 0 && w[3] === 0 && w[4] === 0 && w[5] === 0xffff) {
+    return Uint8Array.of(w[6]! >> 8, w[6]! & 0xff, w[7]! >> 8, w[7]! & 0xff);
+  }
+  const out = new Uint8Array(16);
+  for (let i = 0; i < 8; i++) { out[2 * i] = w[i]! >> 8; out[2 * i + 1] = w[i]! & 0xff; }
+  return out;
+}
+
+/** "10.0.0.0/8", "fd00::/8" → Cidr, or the reason it is not one. Host bits are ignored (as Go's ParseCIDR). */
+export function parseCidr(text: string): Cidr | string {
+  const slash = text.indexOf('/');
+  if (slash < 0) return 'missing prefix length';
+  const bytes = ipBytes(text.slice(0, slash), true);
+  if (!bytes) return 'invalid address';
+  const prefix = text.slice(slash + 1);
+  if (!/^\d{1,3}$/.test(prefix) || Number(prefix) > bytes.length * 8) return 'invalid prefix length';
+  return { text, bytes, bits: Number(prefix) };
+}
+
+export function cidrContains(c: Cidr, ip: Uint8Array): boolean {
+  if (ip.length !== c.bytes.length) return false;
+  let bits = c.bits;
+  for (let i = 0; bits > 0; i++, bits -= 8) {
+    const mask = bits >= 8 ? 0xff : (0xff << (8 - bits)) & 0xff;
+    if ((ip[i]! & mask) !== (c.bytes[i]! & mask)) return false;
+  }
+  return true;
+}
+
+const isAddr = (t: number): boolean => t === Type.A || t === Type.AAAA;
+
+/** Fisher–Yates over `a` in place (uniform, as CoreDNS's round_robin). */
+function shuffle(a: number[]): void {
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    const t = a[i]!; a[i] = a[j]!; a[j] = t;
+  }
+}
+
+/** Stable: addresses in a preferred subnet first (in the order the subnets are listed), then the rest. */
+function preferOrder(idx: number[], rrs: readonly RR[], prefer: readonly Cidr[]): number[] {
+  const ips = idx.map((i) => ipBytes(rrs[i]!.data as string));
+  const taken = new Array<boolean>(idx.length).fill(false);
+  const out: number[] = [];
+  for (const c of prefer) {
+    for (let k = 0; k < idx.length; k++) {
+      const ip = ips[k];
+      if (!taken[k] && ip && cidrContains(c, ip)) { taken[k] = true; out.push(idx[k]!); }
+    }
+  }
+  for (let k = 0; k < idx.length; k++) if (!taken[k]) out.push(idx[k]!);
+  return out;
+}
+
+/**
+ * The new order of one section as old indexes (out[k] = index of the record that goes to slot k), or
+ * null when nothing needs to move (at most one address record and at most one MX). Order: CNAMEs,
+ * other records, addresses (shuffled, then preferred subnets first), MX (shuffled).
+ */
+export function sectionOrder(rrs: readonly RR[], prefer: readonly Cidr[] | null): number[] | null {
+  let nAddr = 0, nMx = 0;
+  for (let i = 0; i < rrs.length; i++) {
+    const t = rrs[i]!.type;
+    if (isAddr(t)) nAddr++;
+    else if (t === Type.MX) nMx++;
+  }
+  if (nAddr < 2 && nMx < 2) return null;
+  const cname: number[] = [], rest: number[] = [], mx: number[] = [];
+  let addr: number[] = [];
+  for (let i = 0; i < rrs.length; i++) {
+    const t = rrs[i]!.type;
+    if (t === Type.CNAME) cname.push(i);
+    else if (isAddr(t)) addr.push(i);
+    else if (t === Type.MX) mx.push(i);
+    else rest.push(i);
+  }
+  shuffle(addr);
+  shuffle(mx);
+  if (prefer && addr.length > 1) addr = preferOrder(addr, rrs, prefer);
+  return cname.concat(rest, addr, mx);
+}
+
+function apply(rrs: RR[], order: number[] | null): RR[] {
+  if (!order) return rrs;
+  const out = new Array<RR>(order.length);
+  for (let k = 0; k < order.length; k++) out[k] = rrs[order[k]!]!;
+  return out;
+}
+
+/**
+ * Shuffle a NOERROR reply. Returns `msg` itself when nothing needs to move (so a prebuilt wire is
+ * kept as is); otherwise a shallow copy with new arrays for the sections that changed. A prebuilt
+ * wire is carried over by moving record bytes when that is safe (see permuteWire); otherwise it is
+ * dropped and the server encodes the copy (a full encode: several µs instead of a byte copy).
+ */
+export function balance(msg: Msg, prefer: readonly Cidr[] | null): Msg {
+  const an = sectionOrder(msg.answer, prefer);
+  const ns = sectionOrder(msg.authority, null);
+  const ar = sectionOrder(msg.additional, prefer);
+  if (!an && !ns && !ar) return msg;
+  const out: Msg = {
+    ...msg,
+    answer: apply(msg.answer, an),
+    authority: apply(msg.authority, ns),
+    additional: apply(msg.additional, ar),
+    wire: undefined,
+  };
+  if (msg.wire) out.wire = permuteWire(msg.wire, [msg.answer.length, msg.authority.length, msg.additional.length], [an, ns, ar]);
+  return out;
+}
+
+/**
+ * Move records inside prebuilt wire bytes. Safe only for records whose position does not matter to
+ * the encoding: A/AAAA records whose owner is a single compression pointer (nothing can point into
+ * them, and their RDATA holds no names), moved between slots of the same byte length (so every other
+ * offset, and each slot's TTL offset, stays where it was). Anything else → undefined (re-encode).
+ */
+export function permuteWire(w: PrebuiltWire, counts: readonly number[], orders: ReadonlyArray<number[] | null>): PrebuiltWire | undefined {
+  const b = w.bytes;
+  if (b.length < 12) return undefined;
+  const qd = (b[4]! << 8) | b[5]!;
+  const wireCounts = [(b[6]! << 8) | b[7]!, (b[8]! << 8) | b[9]!, (b[10]! << 8) | b[11]!];
+  for (let s = 0; s < 3; s++) if (wireCounts[s] !== counts[s]) return undefined;
+  let p = 12;
+  for (let i = 0; i < qd; i++) {
+    const e = skipName(b, p);
+    if (e < 0) return undefined;
+    p = e + 4;
+  }
+  const total = counts[0]! + counts[1]! + counts[2]!;
+  const start = new Array<number>(total);
+  const end = new Array<number>(total);
+  const movable = new Array<boolean>(total);
+  for (let i = 0; i < total; i++) {
+    const e = skipName(b, p);
+    if (e < 0 || e + 10 > b.length) return undefined;
+    const type = (b[e]! << 8) | b[e + 1]!;
+    const rdlen = (b[e + 8]! << 8) | b[e + 9]!;
+    start[i] = p;
+    end[i] = e + 10 + rdlen;
+    movable[i] = e - p === 2 && (b[p]! & 0xc0) === 0xc0 && isAddr(type);
+    p = end[i]!;
+  }
+  if (p > b.length) return undefined;
+  const bytes = b.slice();
+  let base = 0;
+  for (let s = 0; s < 3; s++) {
+    const o = orders[s];
+    if (o) {
+      for (let k = 0; k < o.length; k++) {
+        const from = base + o[k]!, to = base + k;
+        if (from === to) continue;
+        if (!movable[from] || !movable[to] || end[from]! - start[from]! !== end[to]! - start[to]!) return undefined;
+        bytes.set(b.subarray(start[from]!, end[from]!), start[to]!);
+      }
+    }
+    base += counts[s]!;
+  }
+  return { bytes, qnameEnd: w.qnameEnd, ttlOffsets: w.ttlOffsets };
+}
+
+/** Offset just past the name at `p`, or -1 if malformed. */
+function skipName(b: Uint8Array, p: number): number {
+  for (let guard = 0; guard < 128; guard++) {
+    if (p >= b.length) return -1;
+    const len = b[p]!;
+    if (len === 0) return p + 1;
+    if ((len & 0xc0) === 0xc0) return p + 2;
+    if (len > 63) return -1;
+    p += len + 1;
+  }
+  return -1;
+}
