@@ -177,7 +177,7 @@ describe('forward: spoofing and garbage', () => {
     good.handle(answerA('10.0.0.5'));
     const { h } = forward(`forward . ${bad.addr} ${good.addr} {\npolicy sequential\n}`);
     sortAndCheck(await serve(h, makeRequest('g.example.', Type.A)), { answer: ['g.example. 5 IN A 10.0.0.5'] });
-    expect(bad.count()).toBe(1);
+    expect(bad.count({ name: 'g.example.' })).toBe(1);
   });
 });
 
@@ -392,12 +392,13 @@ describe('forward: max_concurrent', () => {
   it('refuses queries above the limit at once, counts them, and keeps no state for them', async () => {
     const u = await upstream();
     u.handle((q) => ({ delayMs: 150, answer: [`${q.qname} 5 IN A 10.0.1.1`] }));
-    const { h, fe } = forward(`forward . ${u.addr} {\nmax_concurrent 2\n}`);
+    const { h, fe } = forward(`forward . ${u.addr} {\nmax_concurrent 2\n}`, { timeouts: { ...fast, attemptMs: 2000 } });
     const slow = [serve(h, makeRequest('s1.example.', Type.A)), serve(h, makeRequest('s2.example.', Type.A))];
     expect(h.inFlight).toBe(2);
     const heapBefore = process.memoryUsage().heapUsed;
     let refused = 0;
     for (let i = 0; i < 10_000; i++) {
+      if (i % 1000 === 0) await new Promise((r) => setImmediate(r));
       try {
         await h.serveDNS(makeRequest('r.example.', Type.A), () => { throw new Error('no next'); });
       } catch (e) {

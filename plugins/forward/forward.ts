@@ -25,7 +25,8 @@ export class Forward implements Handler {
   private readonly nextIsForward: boolean;
   private readonly failover: ReadonlySet<number>;
   private readonly nextRcodes: ReadonlySet<number>;
-  private readonly limitError: string;
+  /** One error object for every rejection: a flood beyond the limit allocates nothing, not even a stack. */
+  private readonly limitError: DnsError;
   private concurrent = 0;
 
   constructor(cfg: ForwardConfig, deps: ForwardDeps) {
@@ -35,7 +36,7 @@ export class Forward implements Handler {
     this.policy = makePolicy(cfg.policy);
     this.failover = new Set(cfg.failover);
     this.nextRcodes = new Set(cfg.next);
-    this.limitError = `concurrent queries exceeded maximum ${cfg.maxConcurrent}`;
+    this.limitError = new DnsError(Rcode.REFUSED, 'forward', `concurrent queries exceeded maximum ${cfg.maxConcurrent}`);
     this.proxies = cfg.upstreams.map((upstream) => new Proxy({
       upstream,
       expireMs: cfg.expireMs,
@@ -60,9 +61,8 @@ export class Forward implements Handler {
     if (!this.match(req.name)) return next(req);
     const max = this.cfg.maxConcurrent;
     if (max > 0 && this.concurrent >= max) {
-      // Rejected before any allocation: a flood beyond the limit costs a counter bump and an error.
       this.m.maxConcurrentRejects.inc();
-      throw new DnsError(Rcode.REFUSED, 'forward', this.limitError);
+      throw this.limitError;
     }
     this.concurrent++;
     return this.forward(req, next);

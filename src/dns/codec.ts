@@ -20,10 +20,31 @@ export class DecodeError extends Error {
   }
 }
 
-function name(buf: Uint8Array, off: number, what: string): [string, number] {
+// Names already read in this message, by start offset. Most names in a reply are a bare pointer to one
+// read before (every owner of a 20-record answer points at the question), so they cost a lookup instead
+// of rebuilding the same string label by label. Reset per decode; a few slots cover typical replies.
+const CACHE = 16;
+const cacheOff = new Int32Array(CACHE);
+const cacheName: string[] = new Array<string>(CACHE).fill('');
+let cached = 0;
+let nextPos = 0;
+
+/** Read a name at `off`; returns it and sets `nextPos` to the offset after it. */
+function name(buf: Uint8Array, off: number, what: string): string {
+  const b0 = buf[off]!;
+  if (b0 >= 0xc0 && off + 1 < buf.length) {
+    const ptr = ((b0 & 0x3f) << 8) | buf[off + 1]!;
+    if (ptr < off) {
+      for (let i = 0; i < cached; i++) {
+        if (cacheOff[i] === ptr) { nextPos = off + 2; return cacheName[i]!; }
+      }
+    }
+  }
   const r = readName(buf, off);
   if (typeof r === 'string') throw new DecodeError(`${what}: ${r}`);
-  return [r[0], r[1]];
+  if (cached < CACHE) { cacheOff[cached] = off; cacheName[cached++] = r[0]; }
+  nextPos = r[1];
+  return r[0];
 }
 
 function u16(buf: Uint8Array, p: number): number {
@@ -42,6 +63,7 @@ function byteString(buf: Uint8Array, from: number, to: number): string {
 }
 
 const ipv6Words: number[] = [0, 0, 0, 0, 0, 0, 0, 0];
+const DEC: string[] = Array.from({ length: 256 }, (_, i) => String(i));
 
 /**
  * Decode any DNS message. Names keep their letter case and get a trailing dot (escapes as in readName).
@@ -51,6 +73,7 @@ const ipv6Words: number[] = [0, 0, 0, 0, 0, 0, 0, 0];
 export function decode(buf: Uint8Array): Msg {
   const len = buf.length;
   if (len < 12) throw new DecodeError('shorter than a header');
+  cached = 0;
   const id = u16(buf, 0);
   const f = u16(buf, 2);
   const flags: Flags = {
@@ -61,7 +84,8 @@ export function decode(buf: Uint8Array): Msg {
   let p = 12;
   const question: Question[] = [];
   for (let i = 0; i < qd; i++) {
-    const [qname, after] = name(buf, p, 'question');
+    const qname = name(buf, p, 'question');
+    const after = nextPos;
     if (after + 4 > len) throw new DecodeError('question runs past the end');
     question.push({ name: qname, type: u16(buf, after), class: u16(buf, after + 2) });
     p = after + 4;
@@ -72,7 +96,8 @@ export function decode(buf: Uint8Array): Msg {
   };
   const total = an + ns + ar;
   for (let i = 0; i < total; i++) {
-    const [owner, after] = name(buf, p, 'record owner');
+    const owner = name(buf, p, 'record owner');
+    const after = nextPos;
     if (after + 10 > len) throw new DecodeError('record header runs past the end');
     const type = u16(buf, after);
     const cls = u16(buf, after + 2);
@@ -111,19 +136,20 @@ function rdata(buf: Uint8Array, type: number, rd: number, end: number): RR['data
   switch (type) {
     case 1:
       if (rdlen !== 4) throw new DecodeError(`A rdata of ${rdlen} bytes`);
-      return `${buf[rd]}.${buf[rd + 1]}.${buf[rd + 2]}.${buf[rd + 3]}`;
+      return DEC[buf[rd]!]! + '.' + DEC[buf[rd + 1]!]! + '.' + DEC[buf[rd + 2]!]! + '.' + DEC[buf[rd + 3]!]!;
     case 28:
       if (rdlen !== 16) throw new DecodeError(`AAAA rdata of ${rdlen} bytes`);
       for (let k = 0; k < 8; k++) ipv6Words[k] = u16(buf, rd + 2 * k);
       return compressIPv6(ipv6Words);
     case 2: case 5: case 12: {
-      const [target, after] = name(buf, rd, 'rdata name');
-      if (after !== end) throw new DecodeError('name does not end with the rdata');
+      const target = name(buf, rd, 'rdata name');
+      if (nextPos !== end) throw new DecodeError('name does not end with the rdata');
       return target;
     }
     case 6: {
-      const [mname, a1] = name(buf, rd, 'SOA mname');
-      const [rname, a2] = name(buf, a1, 'SOA rname');
+      const mname = name(buf, rd, 'SOA mname');
+      const rname = name(buf, nextPos, 'SOA rname');
+      const a2 = nextPos;
       if (a2 + 20 !== end) throw new DecodeError('SOA rdata of the wrong length');
       return {
         mname, rname, serial: u32(buf, a2), refresh: u32(buf, a2 + 4), retry: u32(buf, a2 + 8),
@@ -132,15 +158,15 @@ function rdata(buf: Uint8Array, type: number, rd: number, end: number): RR['data
     }
     case 15: {
       if (rdlen < 3) throw new DecodeError('MX rdata too short');
-      const [exchange, after] = name(buf, rd + 2, 'MX exchange');
-      if (after !== end) throw new DecodeError('MX exchange does not end with the rdata');
+      const exchange = name(buf, rd + 2, 'MX exchange');
+      if (nextPos !== end) throw new DecodeError('MX exchange does not end with the rdata');
       return { preference: u16(buf, rd), exchange };
     }
     case 33: {
       if (rdlen < 7) throw new DecodeError('SRV rdata too short');
       // RFC 2782 forbids compressing the target, but some servers do; readName follows pointers anyway.
-      const [target, after] = name(buf, rd + 6, 'SRV target');
-      if (after !== end) throw new DecodeError('SRV target does not end with the rdata');
+      const target = name(buf, rd + 6, 'SRV target');
+      if (nextPos !== end) throw new DecodeError('SRV target does not end with the rdata');
       return { priority: u16(buf, rd), weight: u16(buf, rd + 2), port: u16(buf, rd + 4), target };
     }
     case 16: {

@@ -41,6 +41,12 @@ export class DnsListener {
   /** Open TCP connections and their queries in flight. */
   private readonly conns = new Map<net.Socket, { inflight: number }>();
   private inflight = 0;
+  /** UDP sends handed to the socket but not yet done: closing earlier would drop them. */
+  private sending = 0;
+  private readonly sent = (): void => {
+    this.sending--;
+    if (this.sending === 0 && this.inflight === 0 && this.drained) this.drained();
+  };
   private closing = false;
   private drained: (() => void) | undefined;
 
@@ -87,7 +93,9 @@ export class DnsListener {
     const addr = plainAddress(rinfo.address);
     const port = rinfo.port;
     const send = (bytes: Uint8Array) => {
-      if (this.udp === s) s.send(bytes, port, rinfo.address);
+      if (this.udp !== s) return;
+      this.sending++;
+      s.send(bytes, port, rinfo.address, this.sent);
     };
     this.inflight++;
     let r: void | Promise<void> = undefined;
@@ -103,7 +111,7 @@ export class DnsListener {
 
   private done(): void {
     this.inflight--;
-    if (this.inflight === 0 && this.drained) this.drained();
+    if (this.inflight === 0 && this.sending === 0 && this.drained) this.drained();
   }
 
   private async listenTcp(port: number): Promise<void> {
@@ -177,7 +185,7 @@ export class DnsListener {
       // Idle connections go now; busy ones end when their last answer is written.
       if (st.inflight === 0) c.end();
     }
-    if (this.inflight > 0) {
+    if (this.inflight > 0 || this.sending > 0) {
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, graceMs);
         t.unref();
