@@ -1,6 +1,11 @@
 // The cache handler. An entry is a frozen reply with every TTL set to the entry's TTL, plus the same
 // reply prebuilt as wire bytes; a hit is a key lookup and a shallow Msg whose `ttlDelta` ages the TTLs
 // as the server copies the bytes out. Nothing is copied per hit.
+//
+// The key is a 30-bit hash of the question as it arrived (QNAME bytes lowercased, QTYPE, QCLASS, DO, CD)
+// and an entry is checked against the query before use, as CoreDNS does with its 64-bit hash. Hashing
+// the bytes avoids building a string per query: a fresh `name + suffix` key costs several times more
+// than the whole rest of a hit, because V8 must flatten and hash the new string.
 import { LRUCache } from 'lru-cache';
 import { isSubdomain } from '../../src/dns/name.ts';
 import { type Msg, type RR, type SoaRR, Rcode, Type } from '../../src/dns/types.ts';
@@ -66,8 +71,12 @@ export function defaultConfig(zones: string[] = ['.']): CacheConfig {
 type Kind = 'success' | 'denial';
 
 interface Entry {
-  /** Frozen; `wire` set; TTLs all equal to `ttl`. */
+  /** Frozen; `wire` set (its question bytes identify the entry); TTLs all equal to `ttl`. */
   readonly msg: Msg;
+  readonly qtype: number;
+  readonly qclass: number;
+  /** The query's DO and CD bits (see flagBits). */
+  readonly bits: number;
   /** The same without the AD bit, made when a client that asked for neither DO nor AD hits an AD reply. */
   noAd: Msg | undefined;
   readonly kind: Kind;
@@ -83,6 +92,9 @@ interface Entry {
 
 /** What an upstream call produced: the reply as received, and the entry made from it, if any. */
 interface Outcome { msg: Msg; entry: Entry | undefined }
+
+/** An upstream call in progress, and the query it is for (keys are hashes: check before sharing). */
+interface Flight { p: Promise<Outcome>; req: Request }
 
 export interface CacheOptions {
   /** Clock in ms (performance.now() timebase). Default: the request's arrival time for lookups. */
@@ -105,11 +117,9 @@ export class Cache implements Handler {
   private readonly cfg: CacheConfig;
   private readonly clock: (() => number) | undefined;
   private readonly allZones: boolean;
-  private readonly pcache: LRUCache<string, Entry>;
-  private readonly ncache: LRUCache<string, Entry>;
-  private readonly inflight = new Map<string, Promise<Outcome>>();
-  /** Key suffixes for class IN by (qtype << 2 | DO << 1 | CD): one concat per lookup. */
-  private readonly suffixes = new Map<number, string>();
+  private readonly pcache: LRUCache<number, Entry>;
+  private readonly ncache: LRUCache<number, Entry>;
+  private readonly inflight = new Map<number, Flight>();
   /** Whose query caused the insert that is evicting (for the evictions counter's server label). */
   private inserting: ServerCounts | undefined;
 
@@ -118,11 +128,11 @@ export class Cache implements Handler {
     this.clock = opts.now;
     this.stats = opts.stats ?? new CacheStats(cfg.zones);
     this.allZones = cfg.zones.includes('.');
-    this.pcache = new LRUCache<string, Entry>({
+    this.pcache = new LRUCache<number, Entry>({
       max: cfg.success.capacity,
       dispose: (_v, _k, reason) => { if (reason === 'evict' && this.inserting) this.inserting.evictionsSuccess++; },
     });
-    this.ncache = new LRUCache<string, Entry>({
+    this.ncache = new LRUCache<number, Entry>({
       max: cfg.denial.capacity,
       dispose: (_v, _k, reason) => { if (reason === 'evict' && this.inserting) this.inserting.evictionsDenial++; },
     });
@@ -134,11 +144,16 @@ export class Cache implements Handler {
 
   serveDNS(req: Request, next: Next): Reply {
     if (!this.allZones && !this.inZones(req.name)) return next(req);
+    const key = keyOf(req);
+    if (key < 0) return next(req); // a question name we cannot key (never from a sane client)
     const counts = this.stats.for(req.server);
     counts.requests++;
-    const key = this.keyOf(req);
     let e = this.pcache.get(key);
-    if (e === undefined) e = this.ncache.get(key);
+    if (e !== undefined && !matches(e, req)) e = undefined;
+    if (e === undefined) {
+      e = this.ncache.get(key);
+      if (e !== undefined && !matches(e, req)) e = undefined;
+    }
     if (e !== undefined) {
       const now = this.clock !== undefined ? this.clock() : req.received;
       if (now < e.expires) {
@@ -162,19 +177,6 @@ export class Cache implements Handler {
     return false;
   }
 
-  /**
-   * Lowercase name + qtype + DO + CD (+ class when not IN). Names end in '.', suffixes hold none, so
-   * two different (name, suffix) pairs never give the same key.
-   */
-  private keyOf(req: Request): string {
-    const qtype = req.qtype;
-    const code = (qtype << 2) | (req.do ? 2 : 0) | ((req.query.flags & FLAG_CD) !== 0 ? 1 : 0);
-    if (req.qclass !== 1) return `${req.name}${qtype}:${code & 3}:${req.qclass}`;
-    let s = this.suffixes.get(code);
-    if (s === undefined) { s = `${qtype}:${code & 3}`; this.suffixes.set(code, s); }
-    return req.name + s;
-  }
-
   /** A reply from an entry, aged by `delta` seconds. A shallow object: records and bytes are shared. */
   private answer(req: Request, e: Entry, delta: number): Msg {
     let m = e.msg;
@@ -192,7 +194,7 @@ export class Cache implements Handler {
   }
 
   /** An expired entry within the serve_stale window: TTL 0, refreshed after (immediate) or before (verify). */
-  private stale(req: Request, key: string, e: Entry, next: Next, counts: ServerCounts): Reply {
+  private stale(req: Request, key: number, e: Entry, next: Next, counts: ServerCounts): Reply {
     const staleDelta = this.cfg.keepTtl ? 0 : e.ttl;
     if (!this.cfg.serveStale.verify) {
       counts.servedStale++;
@@ -213,7 +215,7 @@ export class Cache implements Handler {
     return o instanceof Promise ? o.then(pick, fallback) : pick(o);
   }
 
-  private maybePrefetch(req: Request, key: string, e: Entry, now: number, next: Next, counts: ServerCounts): void {
+  private maybePrefetch(req: Request, key: number, e: Entry, now: number, next: Next, counts: ServerCounts): void {
     const p = this.cfg.prefetch;
     if (now - e.lastHit > p.windowMs) e.hits = 1; else e.hits++;
     e.lastHit = now;
@@ -227,7 +229,7 @@ export class Cache implements Handler {
    * Query upstream in the background (after this reply is written) and store what comes back. At most
    * one per key; a prefetched entry inherits the old one's popularity.
    */
-  private refresh(req: Request, key: string, next: Next, counts: ServerCounts, prefetch: boolean,
+  private refresh(req: Request, key: number, next: Next, counts: ServerCounts, prefetch: boolean,
     old: Entry | undefined, now: number): void {
     if (this.inflight.has(key)) return;
     if (prefetch) counts.prefetch++;
@@ -237,7 +239,7 @@ export class Cache implements Handler {
       req.localAddress, req.localPort);
     bg.zone = req.zone;
     const p = Promise.resolve().then(() => next(bg)).then((m) => this.store(bg, key, m, counts, true));
-    this.track(key, p);
+    this.track(key, p, bg);
     if (old !== undefined) {
       p.then((o) => { if (o.entry !== undefined) { o.entry.hits = old.hits; o.entry.lastHit = now; } }, noop);
     }
@@ -247,10 +249,10 @@ export class Cache implements Handler {
    * Ask `next` and store the reply, sharing one call among concurrent queries for the same key. A
    * waiter whose shared reply came back truncated asks for itself (it may be on TCP).
    */
-  private fetch(req: Request, key: string, next: Next, counts: ServerCounts, refreshOnly: boolean): Outcome | Promise<Outcome> {
+  private fetch(req: Request, key: number, next: Next, counts: ServerCounts, refreshOnly: boolean): Outcome | Promise<Outcome> {
     const pending = this.inflight.get(key);
-    if (pending !== undefined) {
-      return pending.then((o) => {
+    if (pending !== undefined && sameQuestion(pending.req, req)) {
+      return pending.p.then((o) => {
         if (!o.msg.flags.tc) return o;
         const r = next(req);
         return r instanceof Promise ? r.then((msg) => ({ msg, entry: undefined })) : { msg: r, entry: undefined };
@@ -259,17 +261,18 @@ export class Cache implements Handler {
     const r = next(req);
     if (!(r instanceof Promise)) return this.store(req, key, r, counts, refreshOnly);
     const p = r.then((m) => this.store(req, key, m, counts, refreshOnly));
-    this.track(key, p);
+    if (pending === undefined) this.track(key, p, req); // else: a hash collision in flight; don't share
     return p;
   }
 
-  private track(key: string, p: Promise<Outcome>): void {
-    this.inflight.set(key, p);
-    const done = () => { if (this.inflight.get(key) === p) this.inflight.delete(key); };
+  private track(key: number, p: Promise<Outcome>, req: Request): void {
+    const flight: Flight = { p, req };
+    this.inflight.set(key, flight);
+    const done = () => { if (this.inflight.get(key) === flight) this.inflight.delete(key); };
     p.then(done, done);
   }
 
-  private forget(key: string, e: Entry): void {
+  private forget(key: number, e: Entry): void {
     if (e.kind === 'success') this.pcache.delete(key); else this.ncache.delete(key);
   }
 
@@ -277,7 +280,7 @@ export class Cache implements Handler {
    * Cache `m` if it may be cached. `refreshOnly` (a refresh of an entry that exists or just expired):
    * keep only answers (NOERROR, NXDOMAIN), so a failing upstream does not replace good data.
    */
-  private store(req: Request, key: string, m: Msg, counts: ServerCounts, refreshOnly: boolean): Outcome {
+  private store(req: Request, key: number, m: Msg, counts: ServerCounts, refreshOnly: boolean): Outcome {
     const none: Outcome = { msg: m, entry: undefined };
     if (m.flags.tc) return none;
     const cls = classify(m, req.qtype);
@@ -308,7 +311,10 @@ export class Cache implements Handler {
       return none; // a record the encoder rejects: answer it uncached, the server reports the encode error
     }
     const now = this.clock !== undefined ? this.clock() : performance.now();
-    const entry: Entry = { msg, noAd: undefined, kind, storedAt: now, expires: now + ttlMs, ttl, hits: 0, lastHit: -Infinity };
+    const entry: Entry = {
+      msg, qtype: req.qtype, qclass: req.qclass, bits: flagBits(req), noAd: undefined, kind,
+      storedAt: now, expires: now + ttlMs, ttl, hits: 0, lastHit: -Infinity,
+    };
     this.inserting = counts;
     if (kind === 'success') {
       this.pcache.set(key, entry);
@@ -320,6 +326,49 @@ export class Cache implements Handler {
     this.inserting = undefined;
     return { msg: m, entry };
   }
+}
+
+/** DO and CD: queries that differ in them are cached apart. */
+function flagBits(req: Request): number {
+  return (req.do ? 2 : 0) | ((req.query.flags & FLAG_CD) !== 0 ? 1 : 0);
+}
+
+/** FNV-1a over the lowercased QNAME bytes, QTYPE, QCLASS and the flag bits; 30 bits (a V8 small integer). */
+export function keyOf(req: Request): number {
+  const q = req.query;
+  const end = q.qnameEnd;
+  const raw = req.raw;
+  if (end < 13 || raw.length < end) return -1;
+  let h = 0x811c9dc5 | 0;
+  for (let i = 12; i < end; i++) {
+    let c = raw[i]!;
+    if (c >= 65 && c <= 90) c += 32; // label length bytes are <= 63
+    h = Math.imul(h ^ c, 0x01000193);
+  }
+  h = Math.imul(h ^ q.qtype, 0x01000193);
+  h = Math.imul(h ^ q.qclass, 0x01000193);
+  h = Math.imul(h ^ flagBits(req), 0x01000193);
+  return (h ^ (h >>> 15)) & 0x3fffffff;
+}
+
+/** Is `e` the entry for this query? The key is a hash, so check type, class, bits and name bytes. */
+function matches(e: Entry, req: Request): boolean {
+  if (e.qtype !== req.qtype || e.qclass !== req.qclass || e.bits !== flagBits(req)) return false;
+  const w = e.msg.wire!;
+  const end = w.qnameEnd;
+  if (req.query.qnameEnd !== end) return false;
+  const raw = req.raw;
+  const b = w.bytes;
+  for (let i = 12; i < end; i++) {
+    let c = raw[i]!;
+    if (c >= 65 && c <= 90) c += 32;
+    if (c !== b[i]) return false;
+  }
+  return true;
+}
+
+function sameQuestion(a: Request, b: Request): boolean {
+  return a.qtype === b.qtype && a.qclass === b.qclass && flagBits(a) === flagBits(b) && a.name === b.name;
 }
 
 /** Whole seconds since `e` was stored (0 for a query that arrived before the entry was made). */

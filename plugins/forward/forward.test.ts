@@ -301,7 +301,7 @@ describe('forward: failures and health', () => {
     const err = await serve(h, makeRequest('y.example.', Type.A)).catch((e: unknown) => e);
     expect((err as DnsError).rcode).toBe(Rcode.SERVFAIL);
     expect((err as DnsError).message).toBe('no healthy proxies');
-    expect(performance.now() - t0).toBeLessThan(50);
+    expect(performance.now() - t0).toBeLessThan(100);
     expect(sent(a, 'y.example.')).toBe(0);
   });
 
@@ -337,7 +337,7 @@ describe('forward: failures and health', () => {
     await expect(serve(h, makeRequest('x.example.', Type.A))).rejects.toBeInstanceOf(DnsError);
     const took = performance.now() - t0;
     expect(took).toBeGreaterThanOrEqual(680);
-    expect(took).toBeLessThan(900);
+    expect(took).toBeLessThan(1000);
   });
 });
 
@@ -391,8 +391,10 @@ describe('forward: rcodes', () => {
 describe('forward: max_concurrent', () => {
   it('refuses queries above the limit at once, counts them, and keeps no state for them', async () => {
     const u = await upstream();
-    u.handle((q) => ({ delayMs: 150, answer: [`${q.qname} 5 IN A 10.0.1.1`] }));
-    const { h, fe } = forward(`forward . ${u.addr} {\nmax_concurrent 2\n}`, { timeouts: { ...fast, attemptMs: 2000 } });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => { release = r; });
+    u.handle(async (q) => { await gate; return { answer: [`${q.qname} 5 IN A 10.0.1.1`] }; });
+    const { h, fe } = forward(`forward . ${u.addr} {\nmax_concurrent 2\n}`, { timeouts: { ...fast, attemptMs: 5000, totalMs: 5000 } });
     const slow = [serve(h, makeRequest('s1.example.', Type.A)), serve(h, makeRequest('s2.example.', Type.A))];
     expect(h.inFlight).toBe(2);
     const heapBefore = process.memoryUsage().heapUsed;
@@ -412,6 +414,7 @@ describe('forward: max_concurrent', () => {
     expect(u.count({ name: 'r.example.' })).toBe(0);
     // Rejections keep nothing: the heap does not grow by anything like 10k pending entries.
     expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(20 * 1024 * 1024);
+    release();
     await Promise.all(slow);
     expect(h.inFlight).toBe(0);
     expect(h.proxies[0]!.stats()).toEqual({ udpInFlight: 0, tcpConns: 0, tcpInFlight: 0, probing: false });

@@ -1,11 +1,11 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Controller } from '../../src/corefile/controller.ts';
 import { parseCorefile } from '../../src/corefile/parser.ts';
 import { Rcode } from '../../src/dns/types.ts';
-import { defaultConfig, type ForwardConfig } from './config.ts';
+import { defaultConfig, type ForwardConfig, resolvConfServers } from './config.ts';
 import { plugin } from './index.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'forward-setup-'));
@@ -155,5 +155,20 @@ describe('forward: parse', () => {
     expect(plugin.multiple).toBe(true);
     const cs = controllers('. {\nforward a.example 127.0.0.1\nforward . 127.0.0.2\n}\n');
     expect(cs.map((c) => plugin.parse(c).from)).toEqual(['a.example.', '.']);
+  });
+});
+
+describe('forward: README', () => {
+  // (test/readme.test.ts checks them too, once forward is in src/directives.ts.)
+  const md = readFileSync(join(import.meta.dirname, 'README.md'), 'utf8');
+  const examples = [...md.matchAll(/^(```|~~~)\s*corefile\s*\n([\s\S]*?)^\1\s*$/gm)].map((m) => m[2]!);
+  it('has examples', () => { expect(examples.length).toBeGreaterThan(3); });
+  // The first example reads the host's /etc/resolv.conf; a sandbox without nameservers skips it.
+  const usable = examples.filter((t) => !t.includes('/etc/resolv.conf') || (resolvConfServers('/etc/resolv.conf')?.length ?? 0) > 0);
+  it.each(usable.map((t, i) => [i + 1, t]))('example %i parses', (_i, text) => {
+    const cf = parseCorefile(text as string, { file: 'README.md', env: {} });
+    const cs = cf.blocks.flatMap((b) => b.directives.filter((d) => d.name.text === 'forward').map((d) => new Controller(d, b)));
+    expect(cs.length).toBeGreaterThan(0);
+    for (const c of cs) expect(() => plugin.parse(c)).not.toThrow();
   });
 });

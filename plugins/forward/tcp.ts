@@ -5,7 +5,7 @@ import { frame } from './wire.ts';
 
 /** The connection closed (or failed) with the query still waiting. */
 export class ConnClosedError extends Error {
-  /** Had the connection carried queries before this one? (A cached connection the upstream closed.) */
+  /** Had the connection answered queries before this one? (A cached connection the upstream closed.) */
   readonly reused: boolean;
   constructor(message: string, reused: boolean, cause?: unknown) {
     super(message, { cause });
@@ -43,8 +43,8 @@ export class TcpConn {
   private readonly label: string;
   private buf: Buffer = Buffer.alloc(0);
   private idleTimer: NodeJS.Timeout | undefined;
-  /** Queries ever written on this connection. */
-  private sent = 0;
+  /** Replies received on this connection: once it answered, it is a proven, cached connection. */
+  private answered = 0;
   /** No new queries: close once the ones in flight are done (after a timeout, say). */
   retired = false;
   closed = false;
@@ -69,8 +69,7 @@ export class TcpConn {
   exchange(msg: Uint8Array, id: number, accept: (buf: Uint8Array) => boolean, timeoutMs: number): Promise<Uint8Array> {
     if (this.closed) return Promise.reject(new ConnClosedError(`tcp ${this.label}: connection closed`, true));
     if (this.idleTimer) { clearTimeout(this.idleTimer); this.idleTimer = undefined; }
-    const reused = this.sent > 0;
-    this.sent++;
+    const reused = this.answered > 0;
     return new Promise<Uint8Array>((resolve, reject) => {
       const timer = setTimeout(() => {
         if (this.pending.get(id)?.timer !== timer) return;
@@ -121,6 +120,7 @@ export class TcpConn {
       this.pending.delete((msg[0]! << 8) | msg[1]!);
       clearTimeout(p.timer);
       p.resolve(msg);
+      this.answered++;
       answered = true;
     }
     if (answered) this.maybeIdle();

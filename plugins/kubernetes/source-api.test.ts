@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { memoryLogger } from '../../src/log.ts';
 import { Metrics } from '../../src/metrics.ts';
 import { startKubeApi, type KubeApiServer } from '../../test/kubeapi/server.ts';
-import { endpointSlice, headless, namespace, pod, RecordingSink, service, waitFor } from '../../test/kubeapi/objects.ts';
+import { endpointSlice, namespace, pod, RecordingSink, service, waitFor } from '../../test/kubeapi/objects.ts';
 import { loadKubeConfig, startApiSource, type ApiSourceConfig } from './source-api.ts';
 import type { SourceHandle } from './objects.ts';
 
@@ -42,7 +42,8 @@ function start(extra: Partial<ApiSourceConfig> = {}) {
   const sink = new RecordingSink();
   const log = memoryLogger();
   const metrics = new Metrics();
-  const src = startApiSource({ kubeconfig: { file: api.kubeconfigFile(dir) }, watchPods: false, backoff: fast, ...extra }, sink, { log, metrics });
+  const src = startApiSource({ kubeconfig: { file: api.kubeconfigFile(dir) }, watchPods: false, backoff: fast, ...extra }, sink,
+    { log: log.child('plugin/kubernetes'), metrics });
   sources.push(src);
   return { sink, log, metrics, src };
 }
@@ -239,7 +240,8 @@ describe('API source: failures', () => {
 
     api.setDown(false);
     await waitFor(() => sink.services.get('shop/while-down'), 5000, 'recovery');
-    expect(src.lastContact()).toBeGreaterThan(frozen);
+    // lastContact is the oldest across resources: it moves once every watch is back.
+    await waitFor(() => src.lastContact() > frozen, 5000, 'lastContact to advance');
     expect(log.lines.some((l) => l.includes('watch of services failed') && l.includes('retrying in'))).toBe(true);
     await waitFor(() => log.lines.some((l) => l.includes('watch of services recovered')));
   });
@@ -337,6 +339,7 @@ describe('API source: lifecycle and configuration', () => {
     const { src, log } = start({ backoff: { initialMs: 100, maxMs: 100 } });
     await waitFor(() => log.lines.some((l) => l.includes('failed')));
     await src.stop();
+    await sleep(50); // a request already on the wire when stop() ran
     const n = api.requests.length;
     await sleep(300);
     expect(api.requests.length).toBe(n);

@@ -22,7 +22,7 @@
 // Nothing here is on the query path: the zone answers from its own maps.
 import {
   ApiException, CoreV1Api, DiscoveryV1Api, KubeConfig, ListWatch, Watch,
-  type ConfigurationOptions, type KubernetesListObject, type KubernetesObject, type Middleware, type V1ListMeta,
+  Observable, type ConfigurationOptions, type KubernetesListObject, type KubernetesObject, type ObservableMiddleware, type V1ListMeta,
 } from '@kubernetes/client-node';
 import type { Gauge } from 'prom-client';
 import type { Logger } from '../../src/log.ts';
@@ -126,8 +126,12 @@ export function errorText(err: unknown): string {
   if (err instanceof ApiException) {
     const body: unknown = err.body;
     let msg = '';
-    if (typeof body === 'object' && body !== null && typeof (body as { message?: unknown }).message === 'string') msg = (body as { message: string }).message;
-    else if (typeof body === 'string') msg = body.slice(0, 200);
+    let status: unknown = body;
+    if (typeof body === 'string') {
+      // The generated clients leave a non-2xx body as text: usually a Status object.
+      try { status = JSON.parse(body); } catch { msg = body.slice(0, 200); }
+    }
+    if (typeof status === 'object' && status !== null && typeof (status as { message?: unknown }).message === 'string') msg = (status as { message: string }).message;
     return `HTTP ${err.code}${msg ? `: ${msg}` : ''}`;
   }
   if (err instanceof Error || (typeof err === 'object' && err !== null && 'message' in err)) {
@@ -144,17 +148,13 @@ function fmtDelay(ms: number): string {
   return ms < 1000 ? `${Math.round(ms)}ms` : `${Number((ms / 1000).toFixed(1))}s`;
 }
 
-/**
- * Per-request options that abort the request on `signal`. The object-parameter API hands options to
- * wrapOptions(), which expects promise-style middleware even though the declared type is the
- * observable-style one, hence the cast.
- */
+/** Per-request options that abort the request on `signal` (the generated clients take no signal otherwise). */
 function abortable(signal: AbortSignal): ConfigurationOptions {
-  const mw: Middleware = {
-    pre: async (ctx) => { ctx.setSignal(signal); return ctx; },
-    post: async (res) => res,
+  const mw: ObservableMiddleware = {
+    pre: (ctx) => { ctx.setSignal(signal); return new Observable(Promise.resolve(ctx)); },
+    post: (res) => new Observable(Promise.resolve(res)),
   };
-  return { middleware: [mw], middlewareMergeStrategy: 'append' } as unknown as ConfigurationOptions;
+  return { middleware: [mw], middlewareMergeStrategy: 'append' };
 }
 
 function shellOf(obj: unknown, converted?: Converted<Slim>): Shell {

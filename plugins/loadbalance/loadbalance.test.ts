@@ -8,8 +8,8 @@ import { type Msg, type RR, Rcode, Type } from '../../src/dns/types.ts';
 import { prebuild, writePrebuilt } from '../../src/dns/wire.ts';
 import type { Next } from '../../src/plugin.ts';
 import type { Request } from '../../src/request.ts';
-import { fakeEnv, makeRequest, rr, serve } from '../../test/helpers.ts';
-import { plugin, type LoadbalanceConfig } from './index.ts';
+import { makeRequest, rr, serve } from '../../test/helpers.ts';
+import { loadbalanceHandler, plugin, type LoadbalanceConfig } from './index.ts';
 import { balance, parseCidr, permuteWire, sectionOrder } from './loadbalance.ts';
 
 function controllers(text: string): Controller[] {
@@ -64,7 +64,7 @@ describe('loadbalance: parse', () => {
 
 describe('loadbalance: shuffling', () => {
   it('eventually puts every address first, and keeps the record set', async () => {
-    const h = plugin.setup(parse('loadbalance'), fakeEnv().env)!;
+    const h = loadbalanceHandler(parse('loadbalance'));
     const firsts = new Set<string>();
     for (let i = 0; i < 200; i++) {
       const m = await serve(h, makeRequest('web.ns.svc.cluster.local.', Type.A), answering(fourA));
@@ -121,8 +121,8 @@ describe('loadbalance: shuffling', () => {
   });
 
   it('passes error replies and zone transfers through untouched', async () => {
-    const h = plugin.setup(parse('loadbalance'), fakeEnv().env)!;
-    const nx: Next = (req) => { const m = reply(req, fourA); m.rcode = Rcode.NXDOMAIN; return m; };
+    const h = loadbalanceHandler(parse('loadbalance'));
+    const nx = (req: Request): Msg => { const m = reply(req, fourA); m.rcode = Rcode.NXDOMAIN; return m; };
     let seen: Msg | undefined;
     const keep: Next = (req) => (seen = nx(req));
     expect(await serve(h, makeRequest('x.', Type.A), keep)).toBe(seen);
@@ -131,7 +131,7 @@ describe('loadbalance: shuffling', () => {
   });
 
   it('handles async replies and returns sync for sync ones', async () => {
-    const h = plugin.setup(parse('loadbalance'), fakeEnv().env)!;
+    const h = loadbalanceHandler(parse('loadbalance'));
     const sync = h.serveDNS(makeRequest('web.ns.svc.cluster.local.', Type.A), answering(fourA));
     expect(sync).not.toBeInstanceOf(Promise);
     const later: Next = async (req) => reply(req, fourA);

@@ -1,6 +1,7 @@
 // Shuffle the address (and MX) records of a reply, CoreDNS round_robin style, without touching the
 // reply we were given: a new Msg with new section arrays, and — when the reply carries prebuilt wire
 // bytes — a new wire with the same records moved, so the server can still copy instead of encode.
+import { allocReply } from '../../src/dns/encode.ts';
 import { expandIPv6 } from '../../src/dns/name.ts';
 import { type Msg, type PrebuiltWire, type RR, Type } from '../../src/dns/types.ts';
 
@@ -57,27 +58,35 @@ export function cidrContains(c: Cidr, ip: Uint8Array): boolean {
 
 const isAddr = (t: number): boolean => t === Type.A || t === Type.AAAA;
 
-/** Fisher–Yates over `a` in place (uniform, as CoreDNS's round_robin). */
-function shuffle(a: number[]): void {
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
+/** Group rank in the output order: CNAME, other records, addresses, MX. */
+function rank(t: number): number {
+  if (t === Type.CNAME) return 0;
+  if (t === Type.A || t === Type.AAAA) return 2;
+  if (t === Type.MX) return 3;
+  return 1;
+}
+
+/** Fisher–Yates over a[from, to) in place (uniform, as CoreDNS's round_robin). */
+function shuffle(a: number[], from: number, to: number): void {
+  for (let i = to - 1; i > from; i--) {
+    const j = from + Math.floor(Math.random() * (i - from + 1));
     const t = a[i]!; a[i] = a[j]!; a[j] = t;
   }
 }
 
 /** Stable: addresses in a preferred subnet first (in the order the subnets are listed), then the rest. */
-function preferOrder(idx: number[], rrs: readonly RR[], prefer: readonly Cidr[]): number[] {
+function preferOrder(order: number[], from: number, to: number, rrs: readonly RR[], prefer: readonly Cidr[]): void {
+  const idx = order.slice(from, to);
   const ips = idx.map((i) => ipBytes(rrs[i]!.data as string));
   const taken = new Array<boolean>(idx.length).fill(false);
-  const out: number[] = [];
+  let k = from;
   for (const c of prefer) {
-    for (let k = 0; k < idx.length; k++) {
-      const ip = ips[k];
-      if (!taken[k] && ip && cidrContains(c, ip)) { taken[k] = true; out.push(idx[k]!); }
+    for (let j = 0; j < idx.length; j++) {
+      const ip = ips[j];
+      if (!taken[j] && ip && cidrContains(c, ip)) { taken[j] = true; order[k++] = idx[j]!; }
     }
   }
-  for (let k = 0; k < idx.length; k++) if (!taken[k]) out.push(idx[k]!);
-  return out;
+  for (let j = 0; j < idx.length; j++) if (!taken[j]) order[k++] = idx[j]!;
 }
 
 /**
@@ -86,26 +95,31 @@ function preferOrder(idx: number[], rrs: readonly RR[], prefer: readonly Cidr[])
  * other records, addresses (shuffled, then preferred subnets first), MX (shuffled).
  */
 export function sectionOrder(rrs: readonly RR[], prefer: readonly Cidr[] | null): number[] | null {
-  let nAddr = 0, nMx = 0;
-  for (let i = 0; i < rrs.length; i++) {
-    const t = rrs[i]!.type;
-    if (isAddr(t)) nAddr++;
-    else if (t === Type.MX) nMx++;
+  const n = rrs.length;
+  let nAddr = 0, nMx = 0, grouped = true, last = 0;
+  for (let i = 0; i < n; i++) {
+    const r = rank(rrs[i]!.type);
+    if (r === 2) nAddr++;
+    else if (r === 3) nMx++;
+    if (r < last) grouped = false;
+    last = r;
   }
   if (nAddr < 2 && nMx < 2) return null;
-  const cname: number[] = [], rest: number[] = [], mx: number[] = [];
-  let addr: number[] = [];
-  for (let i = 0; i < rrs.length; i++) {
-    const t = rrs[i]!.type;
-    if (t === Type.CNAME) cname.push(i);
-    else if (isAddr(t)) addr.push(i);
-    else if (t === Type.MX) mx.push(i);
-    else rest.push(i);
+  const order = new Array<number>(n);
+  if (grouped) {
+    // The usual case: already CNAMEs, others, addresses, MX. Only the two runs get shuffled.
+    for (let i = 0; i < n; i++) order[i] = i;
+  } else {
+    let k = 0;
+    for (let r = 0; r < 4; r++) for (let i = 0; i < n; i++) if (rank(rrs[i]!.type) === r) order[k++] = i;
   }
-  shuffle(addr);
-  shuffle(mx);
-  if (prefer && addr.length > 1) addr = preferOrder(addr, rrs, prefer);
-  return cname.concat(rest, addr, mx);
+  let a0 = 0;
+  while (a0 < n && rank(rrs[order[a0]!]!.type) < 2) a0++;
+  const a1 = a0 + nAddr;
+  shuffle(order, a0, a1);
+  shuffle(order, a1, n);
+  if (prefer && nAddr > 1) preferOrder(order, a0, a1, rrs, prefer);
+  return order;
 }
 
 function apply(rrs: RR[], order: number[] | null): RR[] {
@@ -156,21 +170,24 @@ export function permuteWire(w: PrebuiltWire, counts: readonly number[], orders: 
     p = e + 4;
   }
   const total = counts[0]! + counts[1]! + counts[2]!;
-  const start = new Array<number>(total);
-  const end = new Array<number>(total);
-  const movable = new Array<boolean>(total);
+  const start: number[] = [];
+  const end: number[] = [];
+  const movable: boolean[] = [];
   for (let i = 0; i < total; i++) {
     const e = skipName(b, p);
     if (e < 0 || e + 10 > b.length) return undefined;
     const type = (b[e]! << 8) | b[e + 1]!;
     const rdlen = (b[e + 8]! << 8) | b[e + 9]!;
-    start[i] = p;
-    end[i] = e + 10 + rdlen;
-    movable[i] = e - p === 2 && (b[p]! & 0xc0) === 0xc0 && isAddr(type);
-    p = end[i]!;
+    start.push(p);
+    movable.push(e - p === 2 && (b[p]! & 0xc0) === 0xc0 && isAddr(type));
+    p = e + 10 + rdlen;
+    end.push(p);
   }
   if (p > b.length) return undefined;
-  const bytes = b.slice();
+  // Pooled like the server's reply bytes (a fresh ArrayBuffer costs about a microsecond): this copy
+  // lives for one reply, loadbalance sits in front of cache, so nothing keeps it.
+  const bytes = allocReply(b.length);
+  bytes.set(b);
   let base = 0;
   for (let s = 0; s < 3; s++) {
     const o = orders[s];
@@ -179,7 +196,8 @@ export function permuteWire(w: PrebuiltWire, counts: readonly number[], orders: 
         const from = base + o[k]!, to = base + k;
         if (from === to) continue;
         if (!movable[from] || !movable[to] || end[from]! - start[from]! !== end[to]! - start[to]!) return undefined;
-        bytes.set(b.subarray(start[from]!, end[from]!), start[to]!);
+        // A few bytes each: a loop beats creating a subarray view per record.
+        for (let i = start[from]!, j = start[to]!, e = end[from]!; i < e; i++, j++) bytes[j] = b[i]!;
       }
     }
     base += counts[s]!;

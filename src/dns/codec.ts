@@ -1,11 +1,12 @@
 // The codec boundary: full decode of any message, and the encoder re-exported.
 //
-// Why a hand-written decoder instead of dns-packet: dns-packet throws plain Errors (TypeError, RangeError
-// from Buffer reads) on malformed input, so every call would need a try/catch that also swallows our
-// own bugs; it drops the trailing dot and the original RDATA of types it half-knows (it re-encodes
-// HTTPS/DS/RRSIG from its own model, so pass-through is not byte-exact); and it is several times slower
-// than a decoder that reuses query.ts's bounded readName (pointer loops, 63/255 limits already handled).
-// So nothing here imports dns-packet; tests use it as an independent cross-check.
+// Why a hand-written decoder instead of dns-packet 5.6 (checked by running it): it throws plain Errors
+// on malformed input, so every call would need a catch-all that also hides our own bugs; it accepts
+// malformed RDATA silently (an A record with RDLENGTH 3 decodes as "1.2.3.undefined", RDLENGTH 5 drops
+// a byte); it drops the trailing dot; and it is slow: 1.8 µs for a 1-record reply and 38 µs for a
+// 20-record one, against 0.26 and 1.1 µs here (test/bench/codec.ts). readName from query.ts already
+// bounds pointer loops and the 63/255 limits, so this decoder is mostly bookkeeping around it.
+// Nothing here imports dns-packet; tests use it as an independent cross-check.
 import { readName } from './query.ts';
 import { compressIPv6 } from './name.ts';
 import type { Edns, EdnsOption, Flags, Msg, Question, RR } from './types.ts';

@@ -200,6 +200,32 @@ describe('encode: name compression', () => {
   it('writes non-ASCII as UTF-8', () => {
     const d = decode(encode(reply('bücher.example.', Type.A)));
     expect(d.question[0]!.name).toBe('b\\195\\188cher.example.');
+    expect(decode(encode(reply('\u{1F600}.x.', Type.A))).question[0]!.name).toBe('\\240\\159\\152\\128.x.');
+    expect(decode(encode(reply('\\\u{1F600}.x.', Type.A))).question[0]!.name).toBe('\\240\\159\\152\\128.x.');
+    expect(decode(encode(reply('\ud800.x.', Type.A))).question[0]!.name).toBe('\\239\\191\\189.x.');
+  });
+
+  it('agrees with an independent decoder on many random names (hash table stress)', () => {
+    let seed = 12345;
+    const rnd = (n: number): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return (seed >>> 8) % n; };
+    const alphabet = 'aAbBcC-0_';
+    const zones = ['svc.cluster.local.', 'Cluster.Local.', 'example.', 'b.example.', 'B.EXAMPLE.', 'a\\.b.example.'];
+    const label = (): string => Array.from({ length: 1 + rnd(3) }, () => alphabet[rnd(alphabet.length)]).join('');
+    for (let round = 0; round < 20; round++) {
+      const answer: RR[] = [];
+      for (let i = 0; i < 400; i++) {
+        const owner = [label(), label()].slice(0, 1 + rnd(2)).join('.') + '.' + zones[rnd(zones.length)];
+        const target = label() + '.' + zones[rnd(zones.length)];
+        answer.push({ name: owner, type: 5, class: 1, ttl: 1, data: target });
+      }
+      const m = reply('q.' + zones[rnd(zones.length)], Type.CNAME, answer);
+      const b = encode(m);
+      const d = decode(b);
+      const lower = (rs: RR[]): string[] => rs.map((r) => `${r.name} ${String(r.data)}`.toLowerCase());
+      expect(lower(d.answer)).toEqual(lower(answer));
+      const p = dnsPacket.decode(Buffer.from(b));
+      expect(p.answers!.map((a) => a.name.toLowerCase() + '.')).toEqual(d.answer.map((r) => r.name.replace(/\\\./g, '.').toLowerCase()));
+    }
   });
 
   it('rejects labels over 63 and names over 255 bytes', () => {

@@ -44,8 +44,9 @@ export interface Layout {
 
 /**
  * Encode `msg`, never longer than `maxSize` bytes (header, question and OPT are always kept; see
- * encodeLayout for the truncation rules). The result is pooled (see allocReply). Throws a plain Error for a message that cannot be encoded
- * (bad address text, label > 63 bytes, name > 255 bytes, TXT string > 255 bytes, RDATA > 65535 bytes).
+ * encodeLayout for the truncation rules). The result is a pooled array (see allocReply). Throws a plain
+ * Error for a message that cannot be encoded (bad address text, label > 63 bytes, name > 255 bytes, TXT
+ * string > 255 bytes, RDATA > 65535 bytes, a non-binary RDATA for a type without a typed encoder).
  */
 export function encode(msg: Msg, maxSize = 65535): Uint8Array {
   const l = encodeLayout(msg, maxSize, false);
@@ -75,7 +76,7 @@ export function allocReply(len: number): Uint8Array {
 
 /**
  * Encode into the shared scratch buffer and return the layout; the caller copies `scratch` out via
- * encodeLayoutBytes before anything else encodes. `forPrebuild`: ID 0, RD 0, CD 0, lowercase question
+ * encodeLayoutInto before anything else encodes. `forPrebuild`: ID 0, RD 0, CD 0, lowercase question
  * name, no OPT, TTL offsets recorded.
  *
  * Truncation (only when the whole message exceeds maxSize): answers are added while they fit; the first
@@ -157,9 +158,9 @@ export function encodeLayout(msg: Msg, maxSize: number, forPrebuild: boolean): L
   return { length: p, qnameEnd, ttlOffsets };
 }
 
-/** A copy, in its own ArrayBuffer (prebuilt bytes live long), of what the last encodeLayout call produced. */
-export function encodeLayoutBytes(l: Layout): Uint8Array {
-  return scratch.slice(0, l.length);
+/** Copy what the last encodeLayout call produced into `out` (exactly l.length bytes). */
+export function encodeLayoutInto(l: Layout, out: Uint8Array): void {
+  out.set(scratch.subarray(0, l.length));
 }
 
 function u16(p: number, v: number): number {

@@ -176,5 +176,5 @@ describe('fuzz', () => {
     // The mutations must leave enough valid input to exercise the deeper paths, not only the front door.
     expect(stats.parsed).toBeGreaterThan(MUTATED / 10);
     expect(stats.decoded).toBeGreaterThan(MUTATED / 10);
-  });
+  }, 60_000); // ~2 s on an idle machine; room for a loaded CI runner
 });

@@ -135,6 +135,17 @@ describe('writePrebuilt', () => {
     expect(writePrebuilt(big, q, raw, { udpSize: 1232, do: false }, 698)!.length).toBe(698);
   });
 
+  it('returns arrays that do not share bytes (they come from a pool)', () => {
+    const { q, raw } = query(NAME, { id: 1 });
+    const a = writePrebuilt(w, q, raw, null, 512)!;
+    const b = writePrebuilt(w, { ...q, id: 2 }, raw, null, 512)!;
+    const e = encode(answerMsg());
+    a.fill(0xee);
+    expect(decode(b).id).toBe(2);
+    expect(decode(e).id).toBe(0x7777);
+    expect(b.byteLength).toBe(w.bytes.length);
+  });
+
   it('produces the same bytes as encode() of the equivalent reply', () => {
     const { q, raw } = query('Web.Default.Svc.Cluster.Local.', { id: 4321, edns: { udpSize: 1232, do: true } });
     const viaWire = writePrebuilt(w, q, raw, { udpSize: 1232, do: true }, 1232)!;
