@@ -5,11 +5,16 @@ import type { PluginDef } from './plugin.ts';
 import { plugin as bind } from '../plugins/bind/index.ts';
 import { plugin as bufsize } from '../plugins/bufsize/index.ts';
 import { plugin as errors } from '../plugins/errors/index.ts';
+import { plugin as forward } from '../plugins/forward/index.ts';
 import { plugin as health } from '../plugins/health/index.ts';
+import { plugin as hosts } from '../plugins/hosts/index.ts';
 import { plugin as kubernetes } from '../plugins/kubernetes/index.ts';
+import { plugin as loadbalance } from '../plugins/loadbalance/index.ts';
 import { plugin as log } from '../plugins/log/index.ts';
+import { plugin as loop } from '../plugins/loop/index.ts';
 import { plugin as prometheus } from '../plugins/prometheus/index.ts';
 import { plugin as ready } from '../plugins/ready/index.ts';
+import { plugin as reload } from '../plugins/reload/index.ts';
 import { plugin as whoami } from '../plugins/whoami/index.ts';
 
 export const coreDnsOrder = [
@@ -24,7 +29,9 @@ export const coreDnsOrder = [
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyPlugin = PluginDef<any>;
 
-const implemented: AnyPlugin[] = [bind, bufsize, errors, health, kubernetes, log, prometheus, ready, whoami];
+const implemented: AnyPlugin[] = [
+  bind, bufsize, errors, forward, health, hosts, kubernetes, loadbalance, log, loop, prometheus, ready, reload, whoami,
+];
 
 /** Implemented plugins in chain order. */
 export const plugins: readonly AnyPlugin[] = coreDnsOrder

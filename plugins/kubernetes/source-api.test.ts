@@ -382,3 +382,57 @@ describe('API source: lifecycle and configuration', () => {
     }
   });
 });
+
+describe('test API server protocol', () => {
+  async function lines(path: string, until: (ls: unknown[]) => boolean): Promise<unknown[]> {
+    const res = await fetch(api.url + path, { headers: { authorization: 'Bearer test-token' } });
+    expect(res.status).toBe(200);
+    const out: unknown[] = [];
+    const reader = res.body!.getReader();
+    let buf = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (value) buf += new TextDecoder().decode(value);
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) { out.push(JSON.parse(buf.slice(0, nl))); buf = buf.slice(nl + 1); }
+      if (done || until(out)) break;
+    }
+    await reader.cancel().catch(() => {});
+    return out;
+  }
+
+  it('lists without per-item kind, and rejects requests without the token', async () => {
+    api.add(namespace('a'));
+    const list = await (await fetch(`${api.url}/api/v1/namespaces`, { headers: { authorization: 'Bearer test-token' } })).json() as { kind: string; metadata: { resourceVersion: string }; items: Array<Record<string, unknown>> };
+    expect(list.kind).toBe('NamespaceList');
+    expect(list.metadata.resourceVersion).toBe(api.resourceVersion);
+    expect(list.items[0]).not.toHaveProperty('kind');
+    expect((await fetch(`${api.url}/api/v1/namespaces`)).status).toBe(401);
+  });
+
+  it('answers a too-old resourceVersion with a 410 ERROR event, and honours timeoutSeconds with a last bookmark', async () => {
+    api.add(namespace('a'));
+    const rv = Number(api.resourceVersion);
+    api.add(namespace('b'));
+    api.compactHistory();
+    const gone = await lines(`/api/v1/namespaces?watch=true&resourceVersion=${rv}`, () => false);
+    expect(gone).toEqual([{ type: 'ERROR', object: expect.objectContaining({ kind: 'Status', code: 410, reason: 'Expired' }) }]);
+
+    const t0 = Date.now();
+    const evs = await lines(`/api/v1/namespaces?watch=true&resourceVersion=${api.resourceVersion}&allowWatchBookmarks=true&timeoutSeconds=1`, () => false);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
+    expect(evs).toEqual([{ type: 'BOOKMARK', object: { kind: 'Namespace', apiVersion: 'v1', metadata: { resourceVersion: api.resourceVersion } } }]);
+  });
+
+  it('sends DELETED when an object leaves the selector, ADDED when it enters', async () => {
+    api.add(service('a', 's', { labels: { app: 'x' } }));
+    const from = api.resourceVersion;
+    const s = api.get('Service', 'a', 's')!;
+    s.metadata.labels = { app: 'y' };
+    api.update(s);
+    s.metadata.labels = { app: 'x' };
+    api.update(s);
+    const evs = await lines(`/api/v1/services?watch=true&resourceVersion=${from}&labelSelector=app%3Dx`, (ls) => ls.length >= 2) as Array<{ type: string; object: { metadata: { labels: Record<string, string> } } }>;
+    expect(evs.map((e) => [e.type, e.object.metadata.labels.app])).toEqual([['DELETED', 'x'], ['ADDED', 'x']]);
+  });
+});

@@ -9,14 +9,26 @@ export type Route = (req: http.IncomingMessage, res: http.ServerResponse) => voi
  */
 export class HttpMux {
   readonly addr: string;
-  private readonly routes = new Map<string, Route>();
+  /**
+   * Handlers per path, newest last: a reload's new instance routes on top of the old one, and when
+   * either unregisters (old after a successful switch, new after a failed one) the other stays.
+   */
+  private readonly routes = new Map<string, Route[]>();
   private server: http.Server | undefined;
 
   constructor(addr: string) { this.addr = addr; }
 
   route(path: string, handler: Route): () => void {
-    this.routes.set(path, handler);
-    return () => { if (this.routes.get(path) === handler) this.routes.delete(path); };
+    const list = this.routes.get(path) ?? [];
+    list.push(handler);
+    this.routes.set(path, list);
+    return () => {
+      const l = this.routes.get(path);
+      if (!l) return;
+      const i = l.lastIndexOf(handler);
+      if (i >= 0) l.splice(i, 1);
+      if (l.length === 0) this.routes.delete(path);
+    };
   }
 
   get routeCount(): number { return this.routes.size; }
@@ -26,7 +38,7 @@ export class HttpMux {
     const { host, port } = splitHostPort(this.addr);
     const server = http.createServer((req, res) => {
       const path = (req.url ?? '/').split('?')[0]!;
-      const h = this.routes.get(path);
+      const h = this.routes.get(path)?.at(-1);
       if (!h) { res.writeHead(404, { 'content-type': 'text/plain' }).end('404 page not found\n'); return; }
       Promise.resolve(h(req, res)).catch((e: unknown) => {
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });

@@ -195,10 +195,23 @@ export class Runtime {
   async replace(plan: Plan): Promise<Instance> {
     const old = this.current;
     const inst = new Instance(this, plan);
-    await inst.setup();
-    for (const m of this.muxes.values()) if (m.routeCount > 0) await m.listen();
-    for (const h of inst.startup) await h();
-    const unused = await this.attach(inst);
+    let unused: DnsListener[];
+    try {
+      await inst.setup();
+      for (const m of this.muxes.values()) if (m.routeCount > 0) await m.listen();
+      for (const h of inst.startup) await h();
+      unused = await this.attach(inst);
+    } catch (e) {
+      // The old configuration keeps serving; undo what the new one set up (routes, timers, watches).
+      await this.runHooks(inst.finalShutdown);
+      await this.closeUnusedMuxes();
+      if (old) {
+        // Listeners the new configuration opened before failing are not the old one's: close them.
+        const stray = await this.attach(old).catch(() => [] as DnsListener[]);
+        await Promise.all(stray.map((l) => l.close(0)));
+      }
+      throw e;
+    }
     this.current = inst;
     await Promise.all(unused.map((l) => l.close(this.opts.drainMs)));
     if (old) await this.runHooks(old.finalShutdown);
