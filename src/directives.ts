@@ -4,6 +4,7 @@
 import type { PluginDef } from './plugin.ts';
 import { plugin as bind } from '../plugins/bind/index.ts';
 import { plugin as bufsize } from '../plugins/bufsize/index.ts';
+import { plugin as cache } from '../plugins/cache/index.ts';
 import { plugin as errors } from '../plugins/errors/index.ts';
 import { plugin as forward } from '../plugins/forward/index.ts';
 import { plugin as health } from '../plugins/health/index.ts';
@@ -30,7 +31,7 @@ export const coreDnsOrder = [
 type AnyPlugin = PluginDef<any>;
 
 const implemented: AnyPlugin[] = [
-  bind, bufsize, errors, forward, health, hosts, kubernetes, loadbalance, log, loop, prometheus, ready, reload, whoami,
+  bind, bufsize, cache, errors, forward, health, hosts, kubernetes, loadbalance, log, loop, prometheus, ready, reload, whoami,
 ];
 
 /** Implemented plugins in chain order. */

@@ -183,8 +183,7 @@ class SlimWatch extends Watch {
   override async watch(
     path: string,
     queryParams: Record<string, string | number | boolean | undefined>,
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    callback: (phase: string, apiObj: any, watchObj?: any) => void,
+    callback: (phase: string, apiObj: unknown, watchObj?: unknown) => void,
     done: (err: unknown) => void,
   ): Promise<AbortController> {
     const kw = this.owner;

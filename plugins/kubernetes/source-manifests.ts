@@ -19,6 +19,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 import { CORE_SCHEMA, loadAll } from 'js-yaml';
 import type { Logger } from '../../src/log.ts';
+import type { Metrics } from '../../src/metrics.ts';
 import {
   describeObject, isInvalid, toSlimEndpointSlice, toSlimNamespace, toSlimPod, toSlimService, type Converted,
 } from './convert.ts';
@@ -41,6 +42,8 @@ export interface ManifestSourceOptions {
 export interface ManifestSourceEnv {
   /** Already prefixed `plugin/kubernetes`. */
   log: Logger;
+  /** Accepted so callers can pass the same env as to the API source; the manifests source exports none. */
+  metrics?: Metrics;
 }
 
 const extensions = new Set(['.yaml', '.yml', '.json']);
