@@ -407,7 +407,6 @@ describe('deploy/kubernetes: the cluster DNS', () => {
   const objs = loadKustomize(join(deployDir, 'kubernetes'));
   const dep = pick<IDeployment>(objs, 'Deployment', 'clusterdns');
   const spec = dep.spec!.template.spec!;
-  const c = spec.containers[0]!;
   const cm = pick<IConfigMap>(objs, 'ConfigMap', 'clusterdns');
   const svc = pick<IService>(objs, 'Service', 'kube-dns');
   const { text: corefileText, parsed: corefile } = corefileOf(cm);
@@ -687,9 +686,11 @@ describe('deploy/README.md', () => {
     }
   });
 
-  it('every Corefile example parses', () => {
+  it('every Corefile example parses, and the node-local one is the ConfigMap\'s', () => {
     const blocks = [...readme.matchAll(/^```corefile\s*\n([\s\S]*?)^```\s*$/gm)].map((m) => m[1]!);
     for (const b of blocks) expect(() => parseCorefile(b, { file: 'deploy/README.md', env: { KUBE_DNS_SERVICE_HOST: '10.96.0.10' } })).not.toThrow();
+    const nodeLocal = pick<IConfigMap>(loadDir('node-local'), 'ConfigMap', 'clusterdns-node-local').data!.Corefile;
+    expect(blocks.filter((b) => b.includes('{$KUBE_DNS_SERVICE_HOST}'))).toEqual([nodeLocal]);
   });
 
   it('marks the sizing numbers as estimates until the benchmarks measure them', () => {
