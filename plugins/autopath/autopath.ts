@@ -7,7 +7,7 @@
 // `@kubernetes` it is derived from the namespace of the pod that owns the source address, and only
 // when the query itself names that namespace as its first search domain. Anything doubtful goes to
 // `next` untouched, so the worst case is exactly the behaviour without autopath.
-import { Class, type Msg, type NameRR, Rcode, type RR, Type } from '../../src/dns/types.ts';
+import { Class, type Msg, type NameRR, Rcode, type RR, type SoaRR, Type } from '../../src/dns/types.ts';
 import { isSubdomain } from '../../src/dns/name.ts';
 import { parseQuery } from '../../src/dns/query.ts';
 import type { Handler, Next, Reply } from '../../src/plugin.ts';
@@ -94,6 +94,7 @@ export class AutoPath implements Handler {
     let search: readonly string[];
     if (this.source.kind === 'static') {
       if (this.staticSuffix === '' || !name.endsWith(this.staticSuffix)) return undefined;
+      if (!this.typeOk(req) || !this.inZones(name)) return undefined;
       search = this.source.search;
     } else {
       const pods = this.podSource(this.source);
@@ -115,7 +116,6 @@ export class AutoPath implements Handler {
       if (pods.namespaceOfIP(ip) !== ns) return undefined;
       search = podSearch(ns, zone, this.source.hostSearch);
     }
-    if (!this.typeOk(req) || !this.inZones(name)) return undefined;
     const baseEnd = baseEndOf(req, toWire(search[0]!));
     if (baseEnd < 0) return undefined;
     return { req, next, search, baseEnd, first: undefined };
@@ -276,8 +276,8 @@ function cnamed(req: Request, sub: Request, m: Msg): Msg {
 function cnameTtl(m: Msg): number {
   const a = m.answer[0];
   if (a) return a.ttl;
-  const soa = m.authority.find((r: RR) => r.type === Type.SOA);
-  if (soa && soa.type === Type.SOA) return Math.min(soa.ttl, soa.data.minimum);
+  const soa = m.authority.find((r: RR) => r.type === Type.SOA) as SoaRR | undefined;
+  if (soa && !(soa.data instanceof Uint8Array)) return Math.min(soa.ttl, soa.data.minimum);
   return 0;
 }
 

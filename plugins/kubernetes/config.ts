@@ -157,7 +157,11 @@ export function parseConfig(c: Controller): KubernetesConfig {
       }
       case 'manifests':
         line.expectArgs(1, Infinity);
-        for (const a of args) if (!cfg.manifests.includes(a)) cfg.manifests.push(a);
+        // Relative to the Corefile, so a bundled Corefile and its manifests travel together.
+        for (const t of toks) {
+          const p = line.pathRelativeToFile(t);
+          if (!cfg.manifests.includes(p)) cfg.manifests.push(p);
+        }
         break;
       default:
         throw line.unknownProperty();

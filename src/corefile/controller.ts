@@ -1,3 +1,4 @@
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { CorefileError, type Directive, type ServerBlock, type Token } from './types.ts';
 import { parseDuration } from './duration.ts';
 
@@ -68,6 +69,12 @@ export class Controller {
     const ms = parseDuration(tok.text);
     if (ms === undefined) throw this.err(`invalid duration '${tok.text}'`, tok);
     return ms;
+  }
+
+  /** A file path relative to the Corefile (or imported file) that the token was written in. */
+  pathRelativeToFile(tok: Token): string {
+    if (isAbsolute(tok.text) || tok.file.startsWith('<')) return tok.text;
+    return resolve(dirname(tok.file), tok.text);
   }
 
   /** An integer in [min, max]. */
