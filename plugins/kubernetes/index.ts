@@ -9,7 +9,7 @@ import { prebuild } from '../../src/dns/wire.ts';
 import { parseConfig, type KubernetesConfig } from './config.ts';
 import { KubernetesHandler } from './kubernetes.ts';
 import type { Kind, SourceHandle, ZoneSink } from './objects.ts';
-import { startApiSource, type ApiSourceConfig } from './source-api.ts';
+import type { ApiSourceConfig } from './source-api.ts';
 import { KubeZone, type ProgrammingKind } from './zone.ts';
 
 export type { KubernetesConfig, PodMode } from './config.ts';
@@ -19,13 +19,18 @@ export { KubeZone } from './zone.ts';
 
 /** What setup needs from the sources; tests pass fakes. */
 export interface SourceStarters {
-  api(cfg: ApiSourceConfig, sink: ZoneSink, env: { log: Logger; metrics: Metrics }): SourceHandle;
+  api(cfg: ApiSourceConfig, sink: ZoneSink, env: { log: Logger; metrics: Metrics }): SourceHandle | Promise<SourceHandle>;
   manifests(paths: string[], sink: ZoneSink, env: { log: Logger; metrics: Metrics },
     opts: { watch?: boolean; labels?: string; namespaceLabels?: string }): SourceHandle | Promise<SourceHandle>;
 }
 
+// Sources load on demand: @kubernetes/client-node costs tens of MiB of heap that a manifests-only
+// or node-local configuration never needs.
 export const defaultStarters: SourceStarters = {
-  api: startApiSource,
+  async api(cfg, sink, env) {
+    const { startApiSource } = await import('./source-api.ts');
+    return startApiSource(cfg, sink, env);
+  },
   async manifests(paths, sink, env, opts) {
     const { startManifestSource } = await import('./source-manifests.ts');
     return startManifestSource(paths, sink, env, opts);
@@ -97,7 +102,7 @@ export function setupKubernetes(cfg: KubernetesConfig, env: SetupEnv, opts: Setu
     const sel = { ...(cfg.labels !== undefined ? { labels: cfg.labels } : {}), ...(cfg.namespaceLabels !== undefined ? { namespaceLabels: cfg.namespaceLabels } : {}) };
     source = manifests
       ? await starters.manifests(cfg.manifests, zone, senv, { watch: true, ...sel })
-      : starters.api({
+      : await starters.api({
         ...(cfg.endpoint !== undefined ? { endpoint: cfg.endpoint } : {}),
         ...(cfg.tls ? { tls: cfg.tls } : {}),
         ...(cfg.kubeconfig ? { kubeconfig: cfg.kubeconfig } : {}),
