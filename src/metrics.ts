@@ -1,4 +1,5 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
+import { FastCounter, FastHistogram } from './fastmetrics.ts';
 
 /**
  * The instance's Prometheus registry with get-or-create constructors: two server blocks (or a reload)
@@ -7,6 +8,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 export class Metrics {
   readonly registry = new Registry();
   private readonly byName = new Map<string, Counter | Gauge | Histogram>();
+  private readonly fast = new Map<string, FastCounter | FastHistogram>();
   private defaultsOn = false;
 
   counter<L extends string>(name: string, help: string, labelNames: readonly L[] = []): Counter<L> {
@@ -22,6 +24,30 @@ export class Metrics {
 
   histogram<L extends string>(name: string, help: string, labelNames: readonly L[], buckets: number[]): Histogram<L> {
     return this.getOrCreate(name, () => new Histogram({ name, help, labelNames, buckets, registers: [this.registry] })) as Histogram<L>;
+  }
+
+  /** A hot-path counter: children are plain numbers (see src/fastmetrics.ts). */
+  fastCounter(name: string, help: string, labelNames: readonly string[] = []): FastCounter {
+    let m = this.fast.get(name);
+    if (!m) {
+      m = new FastCounter(name, help, labelNames);
+      this.registry.registerMetric(m as unknown as Metric);
+      this.fast.set(name, m);
+    }
+    if (!(m instanceof FastCounter)) throw new Error(`metric ${name} is not a counter`);
+    return m;
+  }
+
+  /** A hot-path histogram: children are plain arrays (see src/fastmetrics.ts). */
+  fastHistogram(name: string, help: string, labelNames: readonly string[], buckets: readonly number[]): FastHistogram {
+    let m = this.fast.get(name);
+    if (!m) {
+      m = new FastHistogram(name, help, labelNames, buckets);
+      this.registry.registerMetric(m as unknown as Metric);
+      this.fast.set(name, m);
+    }
+    if (!(m instanceof FastHistogram)) throw new Error(`metric ${name} is not a histogram`);
+    return m;
   }
 
   /** Process and Node.js runtime metrics (process_*, nodejs_*), once per registry. */

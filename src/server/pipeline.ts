@@ -8,7 +8,7 @@ import { Request, type Proto } from '../request.ts';
 import { DnsError, type ErrorObserver, type Next, type ResponseObserver } from '../plugin.ts';
 import type { Logger } from '../log.ts';
 import type { ZoneStats } from './stats.ts';
-import type { Counter } from 'prom-client';
+import type { CounterChild } from '../fastmetrics.ts';
 
 /** A server block as the pipeline runs it. */
 export interface BlockRuntime {
@@ -42,7 +42,7 @@ export interface PipelineContext {
   server: string;
   router: Router;
   log: Logger;
-  panics: Counter;
+  panics: CounterChild;
   /** The largest UDP reply we send, and advertise in our OPT (1232 by default). */
   maxUdpSize: number;
 }

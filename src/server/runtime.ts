@@ -1,6 +1,6 @@
 // The process-level runtime: owns sockets (DNS and HTTP) and metrics across configurations, and runs
 // one Instance (a configuration's set-up plugins and compiled chains) at a time.
-import type { Counter } from 'prom-client';
+import type { CounterChild } from '../fastmetrics.ts';
 import { buildPlan, type BlockPlan, type Plan } from '../config.ts';
 import { loadCorefile, parseCorefile } from '../corefile/parser.ts';
 import type { Corefile } from '../corefile/types.ts';
@@ -126,7 +126,7 @@ export class Runtime {
   }
 
   get instance(): Instance | undefined { return this.current; }
-  get panics(): Counter { return this.families.panics; }
+  get panics(): CounterChild { return this.families.panics; }
 
   http(addr: string): HttpMux {
     let m = this.muxes.get(addr);

@@ -1,7 +1,9 @@
-// coredns_dns_* metrics, recorded by the server after each write. Label children are resolved once and
-// kept in small arrays/maps, so a query costs a few lookups and no string building.
-import type { Counter, Histogram } from 'prom-client';
-import { type Metrics, durationBuckets, sizeBuckets } from '../metrics.ts';
+// coredns_dns_* metrics, recorded by the server after each write. Children are resolved once per
+// (listener, zone) and then found by small-integer indexes: a query costs a few array reads and
+// property increments, no string building and no prom-client calls (src/fastmetrics.ts).
+import type { Metrics } from '../metrics.ts';
+import { durationBuckets, sizeBuckets } from '../metrics.ts';
+import { type CounterChild, type FastCounter, type FastHistogram, type HistogramChild } from '../fastmetrics.ts';
 import { rcodeName } from '../dns/types.ts';
 
 // CoreDNS labels these query types by name and everything else as "other".
@@ -11,28 +13,30 @@ const namedTypes: Record<number, string> = {
 };
 export function typeLabel(t: number): string { return namedTypes[t] ?? 'other'; }
 
-type CounterChild = ReturnType<Counter<string>['labels']>;
-type HistogramChild = ReturnType<Histogram<string>['labels']>;
+/** qtype → small index (0 = "other"), a 64 KiB table read once per query. */
+const typeNames = ['other', ...new Set(Object.values(namedTypes))];
+const typeIndex = new Uint8Array(65536);
+for (const [t, n] of Object.entries(namedTypes)) typeIndex[Number(t)] = typeNames.indexOf(n);
 
 export interface ServerMetricFamilies {
-  requests: Counter<'server' | 'zone' | 'view' | 'proto' | 'family' | 'type'>;
-  doRequests: Counter<'server' | 'zone' | 'view'>;
-  responses: Counter<'server' | 'zone' | 'view' | 'rcode' | 'plugin'>;
-  duration: Histogram<'server' | 'zone' | 'view' | 'type'>;
-  requestSize: Histogram<'server' | 'zone' | 'view' | 'proto'>;
-  responseSize: Histogram<'server' | 'zone' | 'view' | 'proto'>;
-  panics: Counter;
+  requests: FastCounter;
+  doRequests: FastCounter;
+  responses: FastCounter;
+  duration: FastHistogram;
+  requestSize: FastHistogram;
+  responseSize: FastHistogram;
+  panics: CounterChild;
 }
 
 export function serverMetricFamilies(m: Metrics): ServerMetricFamilies {
   return {
-    requests: m.counter('coredns_dns_requests_total', 'Counter of DNS requests made per zone, protocol and family.', ['server', 'zone', 'view', 'proto', 'family', 'type']),
-    doRequests: m.counter('coredns_dns_do_requests_total', 'Counter of DNS requests with DO bit set per zone.', ['server', 'zone', 'view']),
-    responses: m.counter('coredns_dns_responses_total', 'Counter of response status codes.', ['server', 'zone', 'view', 'rcode', 'plugin']),
-    duration: m.histogram('coredns_dns_request_duration_seconds', 'Histogram of the time (in seconds) each request took per zone.', ['server', 'zone', 'view', 'type'], durationBuckets),
-    requestSize: m.histogram('coredns_dns_request_size_bytes', 'Size of the EDNS0 UDP buffer in bytes (64K for TCP) per zone and protocol.', ['server', 'zone', 'view', 'proto'], sizeBuckets),
-    responseSize: m.histogram('coredns_dns_response_size_bytes', 'Size of the returned response in bytes.', ['server', 'zone', 'view', 'proto'], sizeBuckets),
-    panics: m.counter('coredns_panics_total', 'A metrics that counts the number of panics.'),
+    requests: m.fastCounter('coredns_dns_requests_total', 'Counter of DNS requests made per zone, protocol and family.', ['server', 'zone', 'view', 'proto', 'family', 'type']),
+    doRequests: m.fastCounter('coredns_dns_do_requests_total', 'Counter of DNS requests with DO bit set per zone.', ['server', 'zone', 'view']),
+    responses: m.fastCounter('coredns_dns_responses_total', 'Counter of response status codes.', ['server', 'zone', 'view', 'rcode', 'plugin']),
+    duration: m.fastHistogram('coredns_dns_request_duration_seconds', 'Histogram of the time (in seconds) each request took per zone.', ['server', 'zone', 'view', 'type'], durationBuckets),
+    requestSize: m.fastHistogram('coredns_dns_request_size_bytes', 'Size of the EDNS0 UDP buffer in bytes (64K for TCP) per zone and protocol.', ['server', 'zone', 'view', 'proto'], sizeBuckets),
+    responseSize: m.fastHistogram('coredns_dns_response_size_bytes', 'Size of the returned response in bytes.', ['server', 'zone', 'view', 'proto'], sizeBuckets),
+    panics: m.fastCounter('coredns_panics_total', 'A metrics that counts the number of panics.').labels(),
   };
 }
 
@@ -41,9 +45,11 @@ export class ZoneStats {
   private readonly f: ServerMetricFamilies;
   private readonly server: string;
   private readonly zone: string;
-  private readonly req = new Map<number, CounterChild>();
-  private readonly dur = new Map<number, HistogramChild>();
-  private readonly resp = new Map<number, Map<string, CounterChild>>();
+  /** [proto*2 + family][typeIndex] */
+  private readonly req: Array<Array<CounterChild | undefined>> = [[], [], [], []];
+  private readonly dur: Array<HistogramChild | undefined> = [];
+  /** [rcode] → plugin name → child */
+  private readonly resp: Array<Map<string, CounterChild> | undefined> = [];
   private readonly doReq: CounterChild;
   private readonly reqSize: [HistogramChild, HistogramChild];
   private readonly respSize: [HistogramChild, HistogramChild];
@@ -60,21 +66,24 @@ export class ZoneStats {
   record(proto: 'udp' | 'tcp', family: 4 | 6, qtype: number, doBit: boolean, reqSize: number,
     rcode: number, plugin: string, respSize: number, seconds: number): void {
     const tcp = proto === 'tcp' ? 1 : 0;
-    // Key: type (16 bits) | family bit | proto bit.
-    const key = (qtype << 2) | (family === 6 ? 2 : 0) | tcp;
-    let c = this.req.get(key);
-    if (!c) { c = this.f.requests.labels(this.server, this.zone, '', proto, family === 6 ? '2' : '1', typeLabel(qtype)); this.req.set(key, c); }
-    c.inc();
-    if (doBit) this.doReq.inc();
-    let h = this.dur.get(qtype);
-    if (!h) { h = this.f.duration.labels(this.server, this.zone, '', typeLabel(qtype)); this.dur.set(qtype, h); }
+    const ti = typeIndex[qtype]!;
+    const row = this.req[tcp * 2 + (family === 6 ? 1 : 0)]!;
+    let c = row[ti];
+    if (!c) {
+      c = this.f.requests.labels(this.server, this.zone, '', proto, family === 6 ? '2' : '1', typeNames[ti]!);
+      row[ti] = c;
+    }
+    c.value++;
+    if (doBit) this.doReq.value++;
+    let h = this.dur[ti];
+    if (!h) { h = this.f.duration.labels(this.server, this.zone, '', typeNames[ti]!); this.dur[ti] = h; }
     h.observe(seconds);
     this.reqSize[tcp]!.observe(reqSize);
     this.respSize[tcp]!.observe(respSize);
-    let byPlugin = this.resp.get(rcode);
-    if (!byPlugin) { byPlugin = new Map(); this.resp.set(rcode, byPlugin); }
+    let byPlugin = this.resp[rcode];
+    if (!byPlugin) { byPlugin = new Map(); this.resp[rcode] = byPlugin; }
     let r = byPlugin.get(plugin);
     if (!r) { r = this.f.responses.labels(this.server, this.zone, '', rcodeName(rcode), plugin); byPlugin.set(plugin, r); }
-    r.inc();
+    r.value++;
   }
 }
