@@ -208,13 +208,15 @@ function isReverse(zone: string): boolean {
 /** Wire form of a canonical name without escapes ('.' → the root label). */
 export function toWire(name: string): Uint8Array {
   if (name === '.') return Uint8Array.of(0);
-  const out: number[] = [];
-  for (const label of name.slice(0, -1).split('.')) {
-    const b = Buffer.from(label, 'latin1');
-    out.push(b.length, ...b);
+  // "a.b." → 1 a 1 b 0: each dot becomes the length byte of the label before it, shifted one place.
+  const out = new Uint8Array(name.length + 1);
+  let at = 0;
+  let len = 0;
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c === 46) { out[at] = len; at += len + 1; len = 0; } else { out[at + 1 + len++] = c; }
   }
-  out.push(0);
-  return Uint8Array.from(out);
+  return out; // the last byte stays 0: the root label
 }
 
 /**
