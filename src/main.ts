@@ -1,10 +1,12 @@
 // clusterdns CLI: CoreDNS-compatible flags, so the kube-system Deployment's args carry over.
 import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { CorefileError } from './corefile/types.ts';
 import { loadCorefile } from './corefile/parser.ts';
 import { plugins } from './directives.ts';
 import { createLogger, type Logger } from './log.ts';
 import { Runtime } from './server/runtime.ts';
+import { WorkerPool } from './server/workers.ts';
 import { banner, platform } from './version.ts';
 
 export interface CliArgs {
@@ -13,13 +15,15 @@ export interface CliArgs {
   version: boolean;
   plugins: boolean;
   quiet: boolean;
+  /** Threads answering DNS: 1 (default) = one thread does everything; N > 1 = main + N workers. */
+  workers: number;
 }
 
 export class UsageError extends Error {}
 
 /** Go flag syntax: -flag, --flag, -flag=value, -flag value; booleans take no value. */
 export function parseArgs(argv: string[]): CliArgs {
-  const out: CliArgs = { conf: 'Corefile', dnsPort: 53, version: false, plugins: false, quiet: false };
+  const out: CliArgs = { conf: 'Corefile', dnsPort: 53, version: false, plugins: false, quiet: false, workers: 1 };
   const bools = new Set(['version', 'plugins', 'quiet']);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -35,12 +39,13 @@ export function parseArgs(argv: string[]): CliArgs {
       else out.quiet = on;
       continue;
     }
-    if (name !== 'conf' && name !== 'dns.port') throw new UsageError(`flag provided but not defined: -${name}`);
+    if (name !== 'conf' && name !== 'dns.port' && name !== 'workers') throw new UsageError(`flag provided but not defined: -${name}`);
     if (value === undefined) {
       value = argv[++i];
       if (value === undefined) throw new UsageError(`flag needs an argument: -${name}`);
     }
     if (name === 'conf') out.conf = value;
+    else if (name === 'workers') out.workers = parseWorkers(value);
     else {
       if (!/^\d+$/.test(value) || Number(value) > 65535) throw new UsageError(`invalid value "${value}" for flag -dns.port`);
       out.dnsPort = Number(value);
@@ -49,12 +54,21 @@ export function parseArgs(argv: string[]): CliArgs {
   return out;
 }
 
+/** `-workers N|auto`: auto is the number of cores this process may use. */
+export function parseWorkers(value: string): number {
+  if (value === 'auto') return Math.max(1, availableParallelism());
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 256) throw new UsageError(`invalid value "${value}" for flag -workers (want 1-256 or auto)`);
+  return Number(value);
+}
+
+const usage = 'usage: clusterdns [-conf FILE] [-dns.port N] [-workers N|auto] [-plugins] [-quiet] [-version]';
+
 export async function main(argv: string[], log: Logger = createLogger()): Promise<Runtime | undefined> {
   let args: CliArgs;
   try {
     args = parseArgs(argv);
   } catch (e) {
-    process.stderr.write(`${(e as Error).message}\nusage: clusterdns [-conf FILE] [-dns.port N] [-plugins] [-quiet] [-version]\n`);
+    process.stderr.write(`${(e as Error).message}\n${usage}\n`);
     process.exitCode = 1;
     return undefined;
   }
@@ -67,7 +81,15 @@ export async function main(argv: string[], log: Logger = createLogger()): Promis
       plugins.map((p) => `  dns.${p.name}\n`).join(''));
     return undefined;
   }
-  const rt = new Runtime({ log, defaultPort: args.dnsPort });
+  // One worker is today's single thread: no pool, no extra thread, nothing changes.
+  let rt: Runtime;
+  if (args.workers > 1) {
+    const pool = new WorkerPool({ count: args.workers, log, defaultPort: args.dnsPort });
+    rt = new Runtime({ log, defaultPort: args.dnsPort, role: 'main', dataPlane: pool, newLink: pool.newLink });
+    rt.metrics.addRemote(() => pool.collect());
+  } else {
+    rt = new Runtime({ log, defaultPort: args.dnsPort });
+  }
   try {
     if (!existsSync(args.conf)) throw new Error(`open ${args.conf}: no such file or directory`);
     const plan = rt.plan(loadCorefile(args.conf));

@@ -1,4 +1,6 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
+import {
+  AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric, type MetricObjectWithValues, type MetricValue,
+} from 'prom-client';
 import { FastCounter, FastHistogram } from './fastmetrics.ts';
 
 /**
@@ -10,6 +12,7 @@ export class Metrics {
   private readonly byName = new Map<string, Counter | Gauge | Histogram>();
   private readonly fast = new Map<string, FastCounter | FastHistogram>();
   private defaultsOn = false;
+  private readonly remotes: Array<() => Promise<RemoteMetrics[]>> = [];
 
   counter<L extends string>(name: string, help: string, labelNames: readonly L[] = []): Counter<L> {
     return this.getOrCreate(name, () => new Counter({ name, help, labelNames, registers: [this.registry] })) as Counter<L>;
@@ -57,7 +60,18 @@ export class Metrics {
     collectDefaultMetrics({ register: this.registry });
   }
 
-  async text(): Promise<string> { return this.registry.metrics(); }
+  /**
+   * Also render other registries (workers' metrics, as `getMetricsAsJSON()` gives them): `text()` then
+   * sums series with the same name and labels across this registry and theirs.
+   */
+  addRemote(collect: () => Promise<RemoteMetrics[]>): void { this.remotes.push(collect); }
+
+  async text(): Promise<string> {
+    if (this.remotes.length === 0) return this.registry.metrics();
+    const parts: RemoteMetrics[] = [await this.registry.getMetricsAsJSON() as unknown as RemoteMetrics];
+    for (const r of await Promise.all(this.remotes.map((f) => f()))) parts.push(...r);
+    return AggregatorRegistry.aggregate(parts as unknown as MetricObjectWithValues<MetricValue<string>>[][]).metrics();
+  }
   get contentType(): string { return this.registry.contentType; }
 
   private getOrCreate(name: string, make: () => Counter | Gauge | Histogram): Counter | Gauge | Histogram {
@@ -66,6 +80,9 @@ export class Metrics {
     return m;
   }
 }
+
+/** One registry's metrics as JSON (`Registry.getMetricsAsJSON()`). */
+export type RemoteMetrics = Array<{ name: string; help: string; type: string; aggregator: string; values: MetricValue<string>[] }>;
 
 /** CoreDNS's duration buckets: exponential from 0.25 ms. */
 export const durationBuckets = [0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048, 4.096, 8.192];

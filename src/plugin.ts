@@ -89,6 +89,46 @@ export interface SetupEnv {
   instance: InstanceApi;
   /** The Corefile files, for reload. */
   corefile: { file: string; files: string[] };
+  /**
+   * Which thread this setup runs in: `single` (one thread does everything, the default), or with
+   * `-workers N`: `main` (the control plane: sources, HTTP endpoints, reload; no DNS sockets) or
+   * `worker` (a data plane thread answering DNS). Absent means `single`.
+   */
+  role?: Role;
+  /** With workers: how a plugin's main-thread half and its worker halves talk (see PluginLink). */
+  link?: PluginLink;
+}
+
+export type Role = 'single' | 'main' | 'worker';
+
+/**
+ * Where a plugin is set up when the server runs workers: `workers` (the default: in every worker,
+ * with per-worker state), `main` (once, in the main thread: HTTP endpoints, reload), or `both` (a
+ * plugin with a half in each; it looks at `env.role`).
+ */
+export type Placement = 'workers' | 'main' | 'both';
+
+/** What a plugin's main-thread half offers its worker halves. */
+export interface LinkService {
+  /** Memory the worker halves read without asking (e.g. change counters). */
+  shared?: SharedArrayBuffer;
+  /** Answer a worker's call; the value must survive structured cloning. */
+  handle(body: unknown): unknown;
+}
+
+/** A worker half's view of its main-thread half. */
+export interface LinkClient {
+  readonly shared: SharedArrayBuffer | undefined;
+  call(body: unknown): Promise<unknown>;
+}
+
+/**
+ * Per configuration: in `main`, `serve` offers a service under a key unique to the plugin and block
+ * (`kubernetes#0`); in a worker, `connect` reaches it (undefined when main offered none).
+ */
+export interface PluginLink {
+  serve(key: string, service: LinkService): void;
+  connect(key: string): LinkClient | undefined;
 }
 
 export interface InstanceApi {
@@ -111,6 +151,8 @@ export interface PluginDef<C = unknown> {
   name: string;
   /** May the directive appear more than once in a server block? */
   multiple?: boolean;
+  /** Where it is set up with `-workers N` (default `workers`); ignored in single-threaded mode. */
+  placement?: Placement;
   parse(c: Controller): C;
   setup(cfg: C, env: SetupEnv): Handler | undefined | Promise<Handler | undefined>;
 }

@@ -29,6 +29,8 @@ function stateFor(instance: InstanceApi): InstanceHealth {
 /** health: an HTTP liveness endpoint (/health → 200 OK) and an optional lameduck delay on shutdown. */
 export const plugin = definePlugin<HealthConfig>({
   name: 'health',
+  // One /health and one lameduck for the process: main's (workers keep answering during it).
+  placement: 'main',
   parse(c) {
     c.expectArgs(0, 1);
     const tok = c.argTokens[0];

@@ -7,14 +7,17 @@ import type { Metrics } from '../../src/metrics.ts';
 import { definePlugin, type SetupEnv } from '../../src/plugin.ts';
 import { prebuild } from '../../src/dns/wire.ts';
 import { parseConfig, type KubernetesConfig } from './config.ts';
-import { KubernetesHandler } from './kubernetes.ts';
+import { KubernetesHandler, type ZoneHandler } from './kubernetes.ts';
 import type { Kind, SourceHandle, ZoneSink } from './objects.ts';
+import { RemoteKubernetesHandler, RemoteZone, zoneService, type ZoneCall } from './remote.ts';
+import { SlotReader, SlotTable } from './slots.ts';
 import type { ApiSourceConfig } from './source-api.ts';
 import { KubeZone, type ProgrammingKind } from './zone.ts';
 
 export type { KubernetesConfig, PodMode } from './config.ts';
 export { parseConfig } from './config.ts';
-export { KubernetesHandler } from './kubernetes.ts';
+export { KubernetesHandler, ZoneHandler } from './kubernetes.ts';
+export { RemoteKubernetesHandler, RemoteZone } from './remote.ts';
 export { KubeZone } from './zone.ts';
 
 /** What setup needs from the sources; tests pass fakes. */
@@ -70,8 +73,24 @@ export function interfaceAddresses(): string[] {
   return out.length > 0 ? out : ['127.0.0.1'];
 }
 
-/** Wire a parsed configuration: the zone, its source (started at startup), metrics, readiness, handler. */
-export function setupKubernetes(cfg: KubernetesConfig, env: SetupEnv, opts: SetupOptions = {}): KubernetesHandler {
+/** The link key of a block's kubernetes plugin (main and workers agree on it). */
+const linkKey = (env: SetupEnv) => `kubernetes#${env.block.index}`;
+
+/**
+ * Wire a parsed configuration. Single-threaded and in main: the zone, its source (started at
+ * startup), metrics, readiness, handler; main also offers the zone to workers. In a worker: a handler
+ * over main's zone (RemoteZone), with no source, zone or readiness of its own.
+ */
+export function setupKubernetes(cfg: KubernetesConfig, env: SetupEnv, opts: SetupOptions = {}): ZoneHandler {
+  if (env.role === 'worker') {
+    const link = env.link?.connect(linkKey(env));
+    if (!link?.shared) throw new Error('kubernetes: the main thread offers no zone to this worker');
+    return new RemoteKubernetesHandler(cfg, new RemoteZone(new SlotReader(link.shared), (body: ZoneCall) => link.call(body)));
+  }
+  return setupLocal(cfg, env, opts);
+}
+
+function setupLocal(cfg: KubernetesConfig, env: SetupEnv, opts: SetupOptions): KubernetesHandler {
   const starters = opts.starters ?? defaultStarters;
   const log = env.log;
   for (const w of cfg.warnings) log.warn(w);
@@ -96,6 +115,9 @@ export function setupKubernetes(cfg: KubernetesConfig, env: SetupEnv, opts: Setu
   let source: SourceHandle | undefined;
   const synced = () => source?.isSynced() ?? false;
   env.readiness('kubernetes', synced);
+  // With workers, main shares the zone's change counters and its synced state with them.
+  const table = env.role === 'main' ? new SlotTable() : undefined;
+  if (table) zone.shareChanges(table);
 
   env.onStartup(async () => {
     const senv = { log, metrics: env.metrics };
@@ -109,6 +131,7 @@ export function setupKubernetes(cfg: KubernetesConfig, env: SetupEnv, opts: Setu
         ...sel,
         watchPods: cfg.pods === 'verified',
       }, zone, senv);
+    if (table) void source.synced.then(() => table.setSynced(true), () => undefined);
     if (source.isSynced()) return;
     log.info('waiting for Kubernetes API before starting server');
     if (!(await syncedWithin(source, cfg.startupTimeoutMs))) log.warn('starting server with unsynced Kubernetes API');
@@ -118,7 +141,12 @@ export function setupKubernetes(cfg: KubernetesConfig, env: SetupEnv, opts: Setu
     await source?.stop();
   });
 
-  return new KubernetesHandler(cfg, zone, { synced, localIPs: opts.localIPs ?? interfaceAddresses(), prebuild });
+  const handler = new KubernetesHandler(cfg, zone, { synced, localIPs: opts.localIPs ?? interfaceAddresses(), prebuild });
+  if (table) {
+    if (!env.link) throw new Error('kubernetes: main thread without a link to its workers');
+    env.link.serve(linkKey(env), zoneService(handler, table));
+  }
+  return handler;
 }
 
 /** Wait for the first sync, at most `ms`; true when synced. */
@@ -135,6 +163,8 @@ async function syncedWithin(source: SourceHandle, ms: number): Promise<boolean> 
 /** The plugin: CoreDNS's kubernetes syntax plus `manifests PATH...`. Once per server block. */
 export const plugin = definePlugin<KubernetesConfig>({
   name: 'kubernetes',
+  // The zone and its watch in main (once), a reply cache over it in each worker.
+  placement: 'both',
   parse: parseConfig,
   setup: (cfg, env) => setupKubernetes(cfg, env),
 });

@@ -32,32 +32,28 @@ interface Entry {
   gens: number[];
 }
 
-export class KubernetesHandler implements Handler {
+/**
+ * What the local and the worker (remote) handler share: which names are ours, zone transfers,
+ * fallthrough, SERVFAIL before the first sync, the client's letter case. Subclasses say where a
+ * reply for a lowercase name and type comes from.
+ */
+export abstract class ZoneHandler implements Handler {
   readonly name = 'kubernetes';
   /** Canonical zones this plugin answers (autopath reads them). */
   readonly zones: string[];
-  readonly zone: KubeZone;
-  private readonly cfg: KubernetesConfig;
-  private readonly rcfg: ResolveConfig;
+  protected readonly cfg: KubernetesConfig;
   private readonly synced: () => boolean;
-  private readonly prebuild: ((m: Msg) => PrebuiltWire) | undefined;
-  private readonly cacheSize: number;
-  private readonly freeze: boolean;
-  private readonly cache = new Map<string, Entry>();
 
-  constructor(cfg: KubernetesConfig, zone: KubeZone, opts: KubernetesHandlerOptions = {}) {
+  constructor(cfg: KubernetesConfig, synced: (() => boolean) | undefined) {
     this.cfg = cfg;
     this.zones = [...cfg.zones];
-    this.zone = zone;
-    this.rcfg = {
-      zones: cfg.zones, primaryZone: cfg.primaryZone, ttl: cfg.ttl, pods: cfg.pods, noEndpoints: cfg.noEndpoints,
-      ignoreEmptyService: cfg.ignoreEmptyService, localIPs: opts.localIPs ?? [],
-    };
-    this.synced = opts.synced ?? (() => true);
-    this.prebuild = opts.prebuild;
-    this.cacheSize = opts.cacheSize ?? 10_000;
-    this.freeze = opts.freeze ?? process.env.NODE_ENV !== 'production';
+    this.synced = synced ?? (() => true);
   }
+
+  /** The reply for a lowercase name and type. Shared: do not mutate. */
+  abstract reply(name: string, qtype: number): Msg | Promise<Msg>;
+  /** The namespace of the pod with this address (pods verified), for autopath; undefined when unsure. */
+  abstract namespaceOfIP(ip: string): string | undefined;
 
   serveDNS(req: Request, next: Next): Reply {
     const name = req.name;
@@ -65,7 +61,12 @@ export class KubernetesHandler implements Handler {
     const qtype = req.qtype;
     // Zone transfers belong to the transfer plugin (which runs before us when configured).
     if (qtype === Type.AXFR || qtype === Type.IXFR) return req.reply(Rcode.REFUSED);
-    const msg = this.reply(name, qtype);
+    const r = this.reply(name, qtype);
+    if (r instanceof Promise) return r.then((msg) => this.finish(req, next, name, msg));
+    return this.finish(req, next, name, r);
+  }
+
+  private finish(req: Request, next: Next, name: string, msg: Msg): Reply {
     if (msg.rcode === Rcode.NXDOMAIN && msg.answer.length === 0) {
       if (this.fallsThrough(name)) return next(req);
       if (!this.synced()) return this.notSynced(req, msg);
@@ -73,31 +74,6 @@ export class KubernetesHandler implements Handler {
     if (msg.wire || req.qname === name) return msg;
     return withOwnerCase(msg, name, req.qname);
   }
-
-  /** The reply for a lowercase name and type, from the cache when still valid. Shared: do not mutate. */
-  reply(name: string, qtype: number): Msg {
-    const key = `${qtype} ${name}`;
-    const hit = this.cache.get(key);
-    if (hit && valid(hit)) return hit.msg;
-    const deps: Cell[] = [];
-    const msg = resolve(this.zone, this.rcfg, name, qtype, deps);
-    if (this.prebuild) {
-      try { msg.wire = this.prebuild(msg); } catch { /* too large to prebuild: encoded per query */ }
-    }
-    if (this.freeze) freezeMsg(msg);
-    const cells = [...new Set(deps)];
-    if (this.cache.size >= this.cacheSize) this.cache.clear();
-    this.cache.set(key, { msg, cells, gens: cells.map((c) => c.gen) });
-    return msg;
-  }
-
-  /** The namespace of the pod with this address (pods verified), for autopath. */
-  namespaceOfIP(ip: string): string | undefined {
-    return this.zone.namespaceOfIP(ip);
-  }
-
-  /** Replies currently cached (tests, debugging). */
-  get cached(): number { return this.cache.size; }
 
   private fallsThrough(name: string): boolean {
     const f = this.cfg.fallthrough;
@@ -113,6 +89,58 @@ export class KubernetesHandler implements Handler {
   }
 }
 
+/** The handler over a zone held in this thread: single-threaded mode, and main with workers. */
+export class KubernetesHandler extends ZoneHandler {
+  readonly zone: KubeZone;
+  private readonly rcfg: ResolveConfig;
+  private readonly prebuild: ((m: Msg) => PrebuiltWire) | undefined;
+  private readonly cacheSize: number;
+  private readonly freeze: boolean;
+  private readonly cache = new Map<string, Entry>();
+
+  constructor(cfg: KubernetesConfig, zone: KubeZone, opts: KubernetesHandlerOptions = {}) {
+    super(cfg, opts.synced);
+    this.zone = zone;
+    this.rcfg = {
+      zones: cfg.zones, primaryZone: cfg.primaryZone, ttl: cfg.ttl, pods: cfg.pods, noEndpoints: cfg.noEndpoints,
+      ignoreEmptyService: cfg.ignoreEmptyService, localIPs: opts.localIPs ?? [],
+    };
+    this.prebuild = opts.prebuild;
+    this.cacheSize = opts.cacheSize ?? 10_000;
+    this.freeze = opts.freeze ?? process.env.NODE_ENV !== 'production';
+  }
+
+  /** The reply for a lowercase name and type, from the cache when still valid. Shared: do not mutate. */
+  reply(name: string, qtype: number): Msg {
+    return this.entry(name, qtype).msg;
+  }
+
+  /** The cached reply with the zone cells it was built from (still current when returned). */
+  entry(name: string, qtype: number): { readonly msg: Msg; readonly cells: readonly Cell[] } {
+    const key = `${qtype} ${name}`;
+    const hit = this.cache.get(key);
+    if (hit && valid(hit)) return hit;
+    const deps: Cell[] = [];
+    const msg = resolve(this.zone, this.rcfg, name, qtype, deps);
+    if (this.prebuild) {
+      try { msg.wire = this.prebuild(msg); } catch { /* too large to prebuild: encoded per query */ }
+    }
+    if (this.freeze) freezeMsg(msg);
+    const cells = [...new Set(deps)];
+    if (this.cache.size >= this.cacheSize) this.cache.clear();
+    const e: Entry = { msg, cells, gens: cells.map((c) => c.gen) };
+    this.cache.set(key, e);
+    return e;
+  }
+
+  namespaceOfIP(ip: string): string | undefined {
+    return this.zone.namespaceOfIP(ip);
+  }
+
+  /** Replies currently cached (tests, debugging). */
+  get cached(): number { return this.cache.size; }
+}
+
 function valid(e: Entry): boolean {
   const { cells, gens } = e;
   for (let i = 0; i < cells.length; i++) if (cells[i]!.gen !== gens[i]) return false;
@@ -120,12 +148,12 @@ function valid(e: Entry): boolean {
 }
 
 /** A copy whose records owned by the question carry the client's letter case (no prebuilt wire). */
-function withOwnerCase(msg: Msg, lower: string, asked: string): Msg {
+export function withOwnerCase(msg: Msg, lower: string, asked: string): Msg {
   const fix = (rrs: RR[]) => rrs.map((r) => (r.name === lower ? { ...r, name: asked } : r));
   return { ...msg, question: [{ ...msg.question[0]!, name: asked }], answer: fix(msg.answer) };
 }
 
-function freezeMsg(m: Msg): void {
+export function freezeMsg(m: Msg): void {
   for (const list of [m.answer, m.authority, m.additional]) {
     for (const r of list) {
       if (typeof r.data === 'object' && !(r.data instanceof Uint8Array)) Object.freeze(r.data);

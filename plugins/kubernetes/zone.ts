@@ -7,12 +7,18 @@
 // resolver records the cells an answer read; a cached answer is valid while none of them moved. An
 // event therefore only invalidates answers about the names it touched.
 import { normalizeIP } from '../../src/dns/name.ts';
+import type { SlotTable } from './slots.ts';
 import type {
   Kind, SlimEndpoint, SlimEndpointSlice, SlimNamespace, SlimPod, SlimPort, SlimService, ZoneSink,
 } from './objects.ts';
 
-/** A generation counter standing for one piece of zone data. */
-export interface Cell { gen: number }
+/**
+ * A generation counter standing for one piece of zone data. `slot` is its place in a shared
+ * SlotTable (workers), -1 while no worker's reply depends on it.
+ */
+export interface Cell { gen: number; slot: number }
+
+export function newCell(): Cell { return { gen: 0, slot: -1 }; }
 
 /** The records under one endpoint name of a service (several endpoints may share a hostname). */
 export interface EndpointView {
@@ -97,7 +103,7 @@ const svcKey = (ns: string, name: string) => `${ns.toLowerCase()}/${name.toLower
 
 export class KubeZone implements ZoneSink {
   /** Moves on every change: negative answers and the SOA serial depend on it. */
-  readonly global: Cell = { gen: 0 };
+  readonly global: Cell = newCell();
   private readonly opts: ZoneOptions;
   private readonly allowed: ReadonlySet<string> | undefined;
   private readonly now: () => number;
@@ -115,6 +121,8 @@ export class KubeZone implements ZoneSink {
   private serviceCount = 0;
   private serialValue: number;
   private serialDirty = false;
+  /** With workers: where cells that workers' replies depend on are mirrored. */
+  private slots: SlotTable | undefined;
 
   constructor(opts: ZoneOptions = {}) {
     this.opts = opts;
@@ -122,6 +130,9 @@ export class KubeZone implements ZoneSink {
     this.now = opts.now ?? Date.now;
     this.serialValue = Math.floor(this.now() / 1000) >>> 0;
   }
+
+  /** Mirror cell changes into a shared slot table (main thread, with workers). */
+  shareChanges(table: SlotTable): void { this.slots = table; }
 
   // ---------------------------------------------------------------- reads (resolver side)
 
@@ -183,11 +194,13 @@ export class KubeZone implements ZoneSink {
     return false;
   }
 
-  /** The namespace of a pod with this address, if pods are kept (autopath). */
-  namespaceOfIP(ip: string): string | undefined {
+  /** The namespace of a pod with this address, if pods are kept (autopath). Records the address's cell. */
+  namespaceOfIP(ip: string, deps?: Cell[]): string | undefined {
     const n = normalizeIP(ip);
     const keys = n === undefined ? undefined : this.podsByIP.get(n);
-    if (!keys) return undefined;
+    const cell = n === undefined ? undefined : this.ipCells.get(n);
+    if (!keys || !cell) { deps?.push(this.global); return undefined; }
+    deps?.push(cell);
     for (const k of keys) { const p = this.pods.get(k); if (p) return p.namespace; }
     return undefined;
   }
@@ -395,14 +408,14 @@ export class KubeZone implements ZoneSink {
   /** A namespace started or stopped existing: answers about anything in it may change. */
   private nsBecame(ns: string, exists: boolean): void {
     const old = this.nsCells.get(ns);
-    if (old) { old.gen++; this.nsCells.delete(ns); }
-    if (exists) this.nsCells.set(ns, { gen: 0 });
+    if (old) { this.bump(old); this.nsCells.delete(ns); }
+    if (exists) this.nsCells.set(ns, newCell());
     // Reverse answers filter on namespace existence; they depend on the namespace's cell.
     this.touchGlobal();
   }
 
   private newState(key: string): ServiceState {
-    const st: ServiceState = { key, svc: undefined, slices: new Map(), cell: { gen: 0 }, view: undefined, rev: new Map() };
+    const st: ServiceState = { key, svc: undefined, slices: new Map(), cell: newCell(), view: undefined, rev: new Map() };
     this.services.set(key, st);
     return st;
   }
@@ -416,7 +429,7 @@ export class KubeZone implements ZoneSink {
 
   /** Recompute a service's view and reverse entries after a change to it or its slices. */
   private rebuild(st: ServiceState): void {
-    st.cell.gen++;
+    this.bump(st.cell);
     st.view = st.svc ? buildView(st.svc, st.slices, st.cell, this.opts.endpointPodNames === true) : undefined;
     const rev = reverseEntries(st.view);
     for (const [ip, e] of st.rev) {
@@ -450,15 +463,21 @@ export class KubeZone implements ZoneSink {
   /** Invalidate answers about an address; keep its cell only while something uses the address. */
   private bumpIP(ip: string): void {
     const c = this.ipCells.get(ip);
-    if (c) c.gen++;
+    if (c) this.bump(c);
     const used = this.reverse.has(ip) || this.podsByIP.has(ip);
     if (!used) this.ipCells.delete(ip);
-    else if (!c) this.ipCells.set(ip, { gen: 0 });
+    else if (!c) this.ipCells.set(ip, newCell());
   }
 
   private touchGlobal(): void {
-    this.global.gen++;
+    this.bump(this.global);
     this.serialDirty = true;
+  }
+
+  /** A cell moved: cached replies that read it are stale (here, and in workers through its slot). */
+  private bump(c: Cell): void {
+    c.gen++;
+    if (c.slot >= 0) this.slots?.bump(c.slot);
   }
 
   private programmed(kind: ProgrammingKind, changedAt: number): void {

@@ -50,6 +50,8 @@ export function recordPluginsEnabled(env: SetupEnv): void {
  */
 export const plugin = definePlugin<PrometheusConfig>({
   name: 'prometheus',
+  // Workers count their queries; main serves /metrics with the workers' registries summed in.
+  placement: 'both',
   parse(c) {
     c.expectArgs(0, 1);
     const tok = c.argTokens[0];
@@ -71,6 +73,7 @@ export const plugin = definePlugin<PrometheusConfig>({
   },
   setup(cfg, env) {
     env.enableServerMetrics();
+    if (env.role === 'worker') return undefined;
     env.metrics.enableDefaults();
     recordBuildInfo(env.metrics);
     recordPluginsEnabled(env);

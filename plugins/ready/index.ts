@@ -14,6 +14,7 @@ export const DEFAULT_READY_ADDR = ':8181';
 /** ready: an HTTP readiness endpoint (/ready) that is 200 once every plugin with a readiness check is ready. */
 export const plugin = definePlugin<ReadyConfig>({
   name: 'ready',
+  placement: 'main',
   parse(c) {
     c.expectArgs(0, 1);
     const tok = c.argTokens[0];

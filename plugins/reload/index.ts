@@ -57,6 +57,8 @@ const versionOwner = new WeakMap<Gauge, object>();
  */
 export const plugin = definePlugin<ReloadConfig>({
   name: 'reload',
+  // Main reloads itself and its workers together.
+  placement: 'main',
   parse(c) {
     const toks = c.argTokens;
     if (toks.length > 2) throw c.argErr();

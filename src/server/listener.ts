@@ -16,6 +16,11 @@ export interface ListenerOptions {
   maxTcpPendingBytes: number;
   /** Socket buffer sizes asked of the kernel (it may clamp them to net.core.[rw]mem_max). */
   udpBufferBytes: number;
+  /**
+   * Bind with SO_REUSEPORT (workers: each binds the same address and the kernel spreads clients
+   * across them). Off by default: without it a second server on the port fails to start instead.
+   */
+  reusePort: boolean;
 }
 
 export const defaultListenerOptions: ListenerOptions = {
@@ -24,6 +29,7 @@ export const defaultListenerOptions: ListenerOptions = {
   maxTcpInflight: 64,
   maxTcpPendingBytes: 1 << 20,
   udpBufferBytes: 4 << 20,
+  reusePort: false,
 };
 
 /** "::ffff:10.0.0.1" → "10.0.0.1" (dual-stack sockets report IPv4 clients this way). */
@@ -69,7 +75,10 @@ export class DnsListener {
 
   private async listenUdp(): Promise<void> {
     const bindOn = async (type: 'udp4' | 'udp6', address: string): Promise<dgram.Socket> => {
-      const s = dgram.createSocket({ type, ipv6Only: false, recvBufferSize: this.opts.udpBufferBytes, sendBufferSize: this.opts.udpBufferBytes });
+      const s = dgram.createSocket({
+        type, ipv6Only: false, recvBufferSize: this.opts.udpBufferBytes, sendBufferSize: this.opts.udpBufferBytes,
+        ...(this.opts.reusePort ? { reusePort: true } : {}),
+      });
       await new Promise<void>((resolve, reject) => {
         s.once('error', reject);
         s.bind({ port: this.port, address }, () => { s.off('error', reject); resolve(); });
@@ -119,7 +128,7 @@ export class DnsListener {
     server.maxConnections = this.opts.maxTcpConnections;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen({ port, host: this.host === '' ? undefined : this.host, ipv6Only: false }, () => {
+      server.listen({ port, host: this.host === '' ? undefined : this.host, ipv6Only: false, ...(this.opts.reusePort ? { reusePort: true } : {}) }, () => {
         server.off('error', reject);
         resolve();
       });

@@ -10,7 +10,8 @@ import { type Msg, Rcode } from '../dns/types.ts';
 import type { Logger } from '../log.ts';
 import { Metrics } from '../metrics.ts';
 import {
-  DnsError, type ErrorObserver, type Handler, type InstanceApi, type Next, type ResponseObserver, type SetupEnv,
+  DnsError, type ErrorObserver, type Handler, type InstanceApi, type Next, type PluginDef, type PluginLink,
+  type ResponseObserver, type Role, type SetupEnv,
 } from '../plugin.ts';
 import { Request } from '../request.ts';
 import { HttpMux } from './http.ts';
@@ -29,6 +30,40 @@ export interface RuntimeOptions {
   listener?: Partial<ListenerOptions>;
   /** How long to let in-flight queries finish when listeners close. */
   drainMs?: number;
+  /**
+   * `single` (default): this runtime answers DNS and serves HTTP. `main`: control plane only, DNS is
+   * served by `dataPlane` (workers). `worker`: DNS only, no HTTP listeners.
+   */
+  role?: Role;
+  /** role `main`: the workers, started, reloaded and stopped in step with this runtime. */
+  dataPlane?: DataPlane;
+  /** role `main`: a fresh link per configuration, for plugins with a half in each thread. */
+  newLink?: () => PluginLink;
+}
+
+/**
+ * The threads that answer DNS for a `main` runtime. A reload is two-phase: every worker prepares the
+ * new configuration (set up, started) before any switches to it, so a configuration that fails to set
+ * up in a worker is abandoned everywhere and the running one stays.
+ */
+export interface DataPlane {
+  /** The main instance is set up (sources synced): start the workers on its configuration. */
+  start(inst: Instance): Promise<void>;
+  /** Reload, phase 1: every worker sets up `inst`'s configuration beside the running one. */
+  prepare(inst: Instance): Promise<void>;
+  /** Phase 2: every worker switches to the prepared configuration. */
+  commit(): Promise<void>;
+  /** A prepared configuration is abandoned. */
+  abort(): Promise<void>;
+  /** Drain and stop every worker (after lameduck). */
+  stop(): Promise<void>;
+}
+
+/** Is a plugin set up in a runtime of this role? */
+export function placedIn(def: PluginDef<unknown>, role: Role): boolean {
+  if (role === 'single') return true;
+  const p = def.placement ?? 'workers';
+  return p === 'both' || (role === 'main' ? p === 'main' : p === 'workers');
 }
 
 /** Compile handlers into one function; each hop records the plugin it reached (for the responses metric). */
@@ -52,11 +87,14 @@ export class Instance implements InstanceApi {
   readonly finalShutdown: Hook[] = [];
   readonly readiness = new Map<string, () => boolean>();
   draining = false;
+  /** With workers: this configuration's link between plugin halves. */
+  readonly link: PluginLink | undefined;
   private readonly runtime: Runtime;
 
-  constructor(runtime: Runtime, plan: Plan) {
+  constructor(runtime: Runtime, plan: Plan, link?: PluginLink) {
     this.runtime = runtime;
     this.plan = plan;
+    this.link = link;
   }
 
   async setup(): Promise<void> {
@@ -71,7 +109,9 @@ export class Instance implements InstanceApi {
     const peers = new Map<string, Handler>();
     const servers = this.plan.listeners.filter((l) => l.blocks.includes(bp)).map((l) => l.label);
     const pluginNames = bp.directives.map((d) => d.def.name);
+    const role = this.runtime.role;
     for (const d of bp.directives) {
+      if (!placedIn(d.def, role)) continue;
       const env: SetupEnv = {
         block: { zones: bp.zones, servers, index: bp.index, plugins: pluginNames },
         log: this.runtime.log.child(`plugin/${d.def.name}`),
@@ -88,6 +128,8 @@ export class Instance implements InstanceApi {
         peer: <T extends Handler>(name: string) => peers.get(name) as T | undefined,
         instance: this,
         corefile: { file: this.plan.corefile.file, files: this.plan.corefile.files },
+        ...(role !== 'single' ? { role } : {}),
+        ...(this.link ? { link: this.link } : {}),
       };
       const h = await d.def.setup(d.config, env);
       if (h) { handlers.push(h); peers.set(d.def.name, h); }
@@ -113,7 +155,8 @@ export class Runtime {
   readonly log: Logger;
   readonly metrics = new Metrics();
   readonly families: ServerMetricFamilies;
-  readonly opts: Required<Omit<RuntimeOptions, 'listener'>> & { listener: Partial<ListenerOptions> };
+  readonly opts: Required<Pick<RuntimeOptions, 'log' | 'defaultPort' | 'maxUdpSize' | 'drainMs'>> & RuntimeOptions & { listener: Partial<ListenerOptions> };
+  readonly role: Role;
   private readonly dns = new Map<string, DnsListener>();
   private readonly muxes = new Map<string, HttpMux>();
   private current: Instance | undefined;
@@ -122,6 +165,8 @@ export class Runtime {
   constructor(opts: RuntimeOptions) {
     this.log = opts.log;
     this.opts = { maxUdpSize: 1232, drainMs: 5_000, listener: {}, ...opts };
+    this.role = opts.role ?? 'single';
+    if ((this.role === 'main') !== (opts.dataPlane !== undefined)) throw new Error('a main runtime needs a data plane, and only it');
     this.families = serverMetricFamilies(this.metrics);
   }
 
@@ -147,21 +192,42 @@ export class Runtime {
   }
 
   /** Start serving a configuration. On failure, everything opened is closed again. */
-  async start(plan: Plan): Promise<Instance> {
-    const inst = new Instance(this, plan);
+  async start(plan: Plan, link?: PluginLink): Promise<Instance> {
+    const inst = await this.prepare(plan, link);
     try {
-      await inst.setup();
-      for (const m of this.muxes.values()) if (m.routeCount > 0) await m.listen();
-      // Plugins that must be ready before DNS answers (kubernetes' first sync) wait here.
-      for (const h of inst.startup) await h();
-      await this.attach(inst);
+      if (this.opts.dataPlane) await this.opts.dataPlane.start(inst);
+      else await this.attach(inst);
     } catch (e) {
-      await this.runHooks(inst.finalShutdown);
-      await this.closeUnusedMuxes();
+      await this.discard(inst);
       throw e;
     }
     this.current = inst;
     return inst;
+  }
+
+  /**
+   * Set a configuration up beside the running one (plugins, HTTP routes, startup hooks such as the
+   * kubernetes sync) without giving it any DNS traffic yet. On failure it is discarded.
+   */
+  async prepare(plan: Plan, link?: PluginLink): Promise<Instance> {
+    const inst = new Instance(this, plan, link ?? this.opts.newLink?.());
+    try {
+      await inst.setup();
+      // Workers serve no HTTP: the main thread does (health, ready, metrics).
+      if (this.role !== 'worker') for (const m of this.muxes.values()) if (m.routeCount > 0) await m.listen();
+      // Plugins that must be ready before DNS answers (kubernetes' first sync) wait here.
+      for (const h of inst.startup) await h();
+    } catch (e) {
+      await this.discard(inst);
+      throw e;
+    }
+    return inst;
+  }
+
+  /** Undo a prepared configuration that will not serve (routes, timers, watches). */
+  async discard(inst: Instance): Promise<void> {
+    await this.runHooks(inst.finalShutdown);
+    await this.closeUnusedMuxes();
   }
 
   private contextFor(inst: Instance, label: string, blocks: BlockRuntime[]): PipelineContext {
@@ -193,30 +259,43 @@ export class Runtime {
 
   /** Replace the running instance with a new plan (reload): new sockets first, old hooks after. */
   async replace(plan: Plan): Promise<Instance> {
-    const old = this.current;
-    const inst = new Instance(this, plan);
-    let unused: DnsListener[];
-    try {
-      await inst.setup();
-      for (const m of this.muxes.values()) if (m.routeCount > 0) await m.listen();
-      for (const h of inst.startup) await h();
-      unused = await this.attach(inst);
-    } catch (e) {
-      // The old configuration keeps serving; undo what the new one set up (routes, timers, watches).
-      await this.runHooks(inst.finalShutdown);
-      await this.closeUnusedMuxes();
-      if (old) {
-        // Listeners the new configuration opened before failing are not the old one's: close them.
-        const stray = await this.attach(old).catch(() => [] as DnsListener[]);
-        await Promise.all(stray.map((l) => l.close(0)));
+    const inst = await this.prepare(plan);
+    const dp = this.opts.dataPlane;
+    if (dp) {
+      try {
+        await dp.prepare(inst);
+      } catch (e) {
+        await dp.abort();
+        await this.discard(inst);
+        throw e;
       }
-      throw e;
+      await dp.commit();
+    }
+    await this.commit(inst);
+    return inst;
+  }
+
+  /** Switch DNS to a prepared instance, then retire the old one. On failure the old one keeps serving. */
+  async commit(inst: Instance): Promise<void> {
+    const old = this.current;
+    let unused: DnsListener[] = [];
+    if (this.role !== 'main') {
+      try {
+        unused = await this.attach(inst);
+      } catch (e) {
+        await this.discard(inst);
+        if (old) {
+          // Listeners the new configuration opened before failing are not the old one's: close them.
+          const stray = await this.attach(old).catch(() => [] as DnsListener[]);
+          await Promise.all(stray.map((l) => l.close(0)));
+        }
+        throw e;
+      }
     }
     this.current = inst;
     await Promise.all(unused.map((l) => l.close(this.opts.drainMs)));
     if (old) await this.runHooks(old.finalShutdown);
     await this.closeUnusedMuxes();
-    return inst;
   }
 
   /**
@@ -242,6 +321,8 @@ export class Runtime {
       inst.draining = true;
       await this.runHooks(inst.shutdown);
     }
+    // Workers drain while main still answers their calls (kubernetes lookups).
+    if (this.opts.dataPlane) await this.opts.dataPlane.stop().catch((e: unknown) => this.log.error(`stopping workers: ${String(e)}`));
     await Promise.all([...this.dns.values()].map((l) => l.close(this.opts.drainMs)));
     this.dns.clear();
     if (inst) await this.runHooks(inst.finalShutdown);
