@@ -20,10 +20,10 @@ function writeManifests(dir: string, extra: Array<[string, string]> = []): void 
   writeFileSync(join(dir, 'apps.json'), JSON.stringify({ apiVersion: 'v1', kind: 'List', items }));
 }
 
-function corefile(port: number, http: { health: number; ready: number; metrics: number }, manifests: string, ttl = 5): string {
+function corefile(port: number, http: { health: number; ready: number; metrics: number }, manifests: string, ttl = 5, extra = ''): string {
   return `cluster.local:${port} {
   bind 127.0.0.1
-  errors
+  errors${extra}
   health 127.0.0.1:${http.health} {
     lameduck ${LAMEDUCK_MS}ms
   }
@@ -143,6 +143,28 @@ describe('-workers 2 (built CLI, kubernetes manifests)', () => {
       else { seen = 0; await new Promise((r) => setTimeout(r, 50)); }
     }
     expect(srv.output()).toContain('SIGUSR1: configuration reloaded');
+    expect((await fetch(`http://127.0.0.1:${http.ready}/ready`)).status).toBe(200);
+  });
+
+  it('a reload that fails in the workers keeps the running configuration everywhere', async () => {
+    // hosts parses (in main and workers alike) but cannot be set up: it runs in workers only.
+    writeFileSync(conf, corefile(port, http, join(dir, 'apps.json'), 7, '\n  hosts /etc/hostname/not-a-dir'));
+    srv.proc.kill('SIGUSR1');
+    const t0 = Date.now();
+    while (!/reload failed, keeping the running configuration/.test(srv.output())) {
+      if (Date.now() - t0 > 10_000) throw new Error(`no reload failure after 10 s:\n${srv.output()}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    for (let i = 0; i < 20; i++) expect((await udp('svc-1.apps.svc.cluster.local.')).answer[0]!.ttl).toBe(42);
+    // The running configuration's watch still feeds the zone.
+    writeManifests(dir, [['added', '10.96.9.9'], ['after', '10.96.9.10']]);
+    const t1 = Date.now();
+    for (let seen = 0; seen < 20;) {
+      if (Date.now() - t1 > 10_000) throw new Error('change not visible after a failed reload');
+      const m = await udp('after.apps.svc.cluster.local.');
+      if (m.answer[0]?.data === '10.96.9.10') seen++;
+      else { seen = 0; await new Promise((r) => setTimeout(r, 50)); }
+    }
     expect((await fetch(`http://127.0.0.1:${http.ready}/ready`)).status).toBe(200);
   });
 
