@@ -101,9 +101,6 @@ export class WorkerPool implements DataPlane {
 
   async start(inst: Instance): Promise<void> {
     const link = this.linkOf(inst);
-    // Each worker binds the address itself: port 0 would give each a different port.
-    const any = inst.plan.listeners.find((l) => l.port === 0);
-    if (any) throw new Error(`${any.label}: workers need a fixed port, not 0`);
     inst.readiness.set('workers', () => this.serving);
     const n = this.opts.count;
     for (let i = 0; i < n; i++) this.members.push(this.spawn(i));
@@ -176,6 +173,9 @@ export class WorkerPool implements DataPlane {
   }
 
   private linkOf(inst: Instance): MainLink {
+    // Each worker binds the address itself: port 0 would give each a different port.
+    const any = inst.plan.listeners.find((l) => l.port === 0);
+    if (any) throw new Error(`${any.label}: workers need a fixed port, not 0`);
     const link = inst.link;
     if (!(link instanceof MainLink) || this.links.get(link.gen) !== link) throw new Error('instance was not set up with this pool\'s link');
     return link;

@@ -89,6 +89,11 @@ async function main(): Promise<void> {
   for (const r of rows) {
     process.stdout.write(`| ${r.name} | ${fmt(r.qps)} (${fmt(r.qpsMin)}-${fmt(r.qpsMax)}) | ${fmt(r.qps / floor, 2)} | ${fmt(r.avgMs, 3)} | ${fmt(r.p50Ms, 3)} | ${fmt(r.p99Ms, 3)} | ${fmt(r.rssMiB, 1)} | ${r.lost} |\n`);
   }
+  // -workers 1 vs 2 on a kubernetes zone: QPS per server CPU-second and RSS (test/bench/workers.ts).
+  if (only.length === 0 || only.includes('workers')) {
+    const { benchWorkers, formatWorkers } = await import('./workers.ts');
+    process.stdout.write(formatWorkers(await benchWorkers()));
+  }
   try {
     const { benchCodec } = await import('./codec.ts');
     const micro = await benchCodec();

@@ -5,7 +5,7 @@
 // i.e. how much work one query costs. RSS is the whole process (every thread) after the runs.
 //
 // Run alone: `npm run -s build && node test/bench/workers.ts`; `npm run bench` runs it after the others.
-// BENCH_WORKERS="1,2,4" picks the worker counts; BENCH_RUNS / BENCH_SECONDS as in run.ts.
+// BENCH_WORKERS="1,2,4" picks the worker counts, BENCH_SERVICES the zone size; BENCH_RUNS / BENCH_SECONDS as in run.ts.
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,8 @@ import { dnsperf, haveTool, median, queryFile, rssMiB, startPinned } from './dns
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CLIENT_CORE = 1;
+/** Services in the zone (BENCH_SERVICES): RSS growth with zone size shows what is held once. */
+const SERVICES = Number(process.env.BENCH_SERVICES ?? 1000);
 const CLK_TCK = 100; // USER_HZ: 100 on every Linux this runs on (getconf CLK_TCK)
 
 export interface WorkersRow {
@@ -41,7 +43,7 @@ export function cpuSeconds(pid: number, tid?: number): number {
 
 export async function benchWorkers(counts: number[] = [1, 2]): Promise<WorkersRow[]> {
   const dir = mkdtempSync(join(tmpdir(), 'clusterdns-bench-workers-'));
-  const cluster = writeSmallCluster(join(dir, 'cluster'));
+  const cluster = writeSmallCluster(join(dir, 'cluster'), { services: SERVICES });
   const file = queryFile(cluster.queries);
   const rows: WorkersRow[] = [];
   for (const n of counts) {
@@ -83,7 +85,7 @@ export async function benchWorkers(counts: number[] = [1, 2]): Promise<WorkersRo
 
 export function formatWorkers(rows: WorkersRow[]): string {
   const f = (n: number, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : '-');
-  let out = `\nWorkers: 1,000-Service kubernetes zone (manifests), dnsperf -c 8 -q 200 on core ${CLIENT_CORE}, server unpinned, ${RUNS} runs x ${SECONDS}s\n`;
+  let out = `\nWorkers: ${SERVICES.toLocaleString('en')}-Service kubernetes zone (manifests), dnsperf -c 8 -q 200 on core ${CLIENT_CORE}, server unpinned, ${RUNS} runs x ${SECONDS}s\n`;
   out += '| workers | QPS median | QPS per server CPU-second | server cores busy | main thread share of CPU | RSS MiB | lost |\n|---|---|---|---|---|---|---|\n';
   for (const r of rows) {
     out += `| ${r.workers} | ${f(r.qps)} | ${f(r.qpsPerCpuSecond)} | ${f(r.cores, 2)} | ${f(r.mainShare * 100, 1)}% | ${f(r.rssMiB, 1)} | ${r.lost} |\n`;
