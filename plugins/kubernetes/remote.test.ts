@@ -29,7 +29,7 @@ function setup(opts: { cacheSize?: number; serviceWrap?: (s: LinkService) => Lin
   zone.upsertService(svc('apps', 'db', '10.0.0.6'));
   zone.upsertPod({ namespace: 'apps', name: 'client', ips: ['10.244.0.7'] });
   const cfg = { ...defaultConfig(['cluster.local.']), pods: 'verified' as const };
-  const local = new KubernetesHandler(cfg, zone, { prebuild });
+  const local = new KubernetesHandler(cfg, zone, { prebuild, freeze: false });
   const table = new SlotTable(256);
   zone.shareChanges(table);
   table.setSynced(true);
@@ -40,9 +40,9 @@ function setup(opts: { cacheSize?: number; serviceWrap?: (s: LinkService) => Lin
   const workerSide = new Rpc(port2, () => undefined);
   closers.push(() => { mainSide.close(); workerSide.close(); port1.close(); });
   const remote = new RemoteZone(new SlotReader(service.shared!), (body: ZoneCall) => workerSide.call(body, 1000),
-    opts.cacheSize !== undefined ? { cacheSize: opts.cacheSize } : {});
+    { freeze: false, ...(opts.cacheSize !== undefined ? { cacheSize: opts.cacheSize } : {}) });
   const handler = new RemoteKubernetesHandler(cfg, remote);
-  return { zone, remote, handler, table };
+  return { zone, remote, handler, table, local };
 }
 
 const ask = (h: RemoteKubernetesHandler, name: string, type = Type.A) => serve(h, makeRequest(name, type));
@@ -80,6 +80,23 @@ describe('RemoteZone (worker side of the kubernetes plugin)', () => {
     zone.upsertService(svc('apps', 'new', '10.0.0.9'));
     sortAndCheck(await ask(handler, 'new.apps.svc.cluster.local.'), { rcode: Rcode.NOERROR, answer: ['new.apps.svc.cluster.local. 5 IN A 10.0.0.9'] });
     expect(remote.calls).toBe(2);
+  });
+
+  it('gets the same reply as the local handler, prebuilt bytes included', async () => {
+    const { handler, local } = setup();
+    for (const [name, type] of [['web.apps.svc.cluster.local.', Type.A], ['nope.apps.svc.cluster.local.', Type.A], ['cluster.local.', Type.SOA],
+      ['10-244-0-7.apps.pod.cluster.local.', Type.A], ['apps.svc.cluster.local.', Type.TXT], ['dns-version.cluster.local.', Type.TXT]] as const) {
+      expect(await handler.reply(name, type)).toEqual(local.reply(name, type));
+    }
+  });
+
+  it('misses of one event loop turn go to main in one call', async () => {
+    const { handler, remote } = setup();
+    const names = ['web', 'db', 'nope', 'web', 'other'].map((n) => `${n}.apps.svc.cluster.local.`);
+    const all = await Promise.all(names.map((n) => ask(handler, n)));
+    expect(all.map((m) => m.rcode)).toEqual([Rcode.NOERROR, Rcode.NOERROR, Rcode.NXDOMAIN, Rcode.NOERROR, Rcode.NXDOMAIN]);
+    expect(remote.calls).toBe(1);
+    expect(remote.cached).toBe(4);
   });
 
   it('one call for a burst of misses on the same name', async () => {

@@ -9,21 +9,27 @@ import { type KubernetesHandler, ZoneHandler, freezeMsg } from './kubernetes.ts'
 import { type SlotReader, type SlotTable, type Stamp } from './slots.ts';
 import type { Cell } from './zone.ts';
 
-/** Worker → main. */
-export type ZoneCall = { op: 'reply'; name: string; qtype: number } | { op: 'ns'; ip: string };
-/** Main → worker. */
-export interface ReplyAnswer { msg: Msg; stamp: Stamp }
+/** Worker → main: replies for these names and types (a batch), or the namespace of a pod address. */
+export type ZoneCall = { op: 'replies'; names: string[]; types: number[] } | { op: 'ns'; ip: string };
+
+/**
+ * Main → worker: a batch of replies, packed to be cheap to clone (a structured clone of nested
+ * objects and many small typed arrays costs tens of µs; a string and two arrays do not).
+ * `json`: the messages without `wire` (kubernetes replies hold only strings, numbers and plain
+ * objects). `ints`, per reply: wire length (-1: none), then qnameEnd, the TTL offset count and the
+ * offsets; then the stamp's length and the stamp. `wire`: the prebuilt bytes, one after the other.
+ */
+export interface RepliesAnswer { json: string; wire: Uint8Array; ints: Int32Array }
 export interface NamespaceAnswer { ns: string | null; stamp: Stamp }
 
 /** Main side: answer workers from the local handler (and its cache), stamping the cells read. */
 export function zoneService(handler: KubernetesHandler, table: SlotTable): LinkService {
   return {
     shared: table.buffer,
-    handle(body: unknown): ReplyAnswer | NamespaceAnswer {
+    handle(body: unknown): RepliesAnswer | NamespaceAnswer {
       const c = body as ZoneCall;
-      if (c?.op === 'reply' && typeof c.name === 'string' && typeof c.qtype === 'number') {
-        const e = handler.entry(c.name, c.qtype);
-        return { msg: e.msg, stamp: table.stamp(e.cells) };
+      if (c?.op === 'replies' && Array.isArray(c.names) && Array.isArray(c.types) && c.names.length === c.types.length) {
+        return packReplies(handler, table, c.names, c.types);
       }
       if (c?.op === 'ns' && typeof c.ip === 'string') {
         const deps: Cell[] = [];
@@ -35,24 +41,81 @@ export function zoneService(handler: KubernetesHandler, table: SlotTable): LinkS
   };
 }
 
+function packReplies(handler: KubernetesHandler, table: SlotTable, names: string[], types: number[]): RepliesAnswer {
+  const msgs: Omit<Msg, 'wire'>[] = [];
+  const ints: number[] = [];
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (let i = 0; i < names.length; i++) {
+    const e = handler.entry(String(names[i]), Number(types[i]));
+    const { wire, ...rest } = e.msg;
+    msgs.push(rest);
+    if (wire) {
+      ints.push(wire.bytes.length, wire.qnameEnd, wire.ttlOffsets.length, ...wire.ttlOffsets);
+      chunks.push(wire.bytes);
+      size += wire.bytes.length;
+    } else {
+      ints.push(-1);
+    }
+    table.stampInto(e.cells, ints);
+  }
+  const wire = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) { wire.set(c, at); at += c.length; }
+  return { json: JSON.stringify(msgs), wire, ints: Int32Array.from(ints) };
+}
+
+/** Worker side: unpack a batch into messages (with their wire) and stamps. */
+export function unpackReplies(a: RepliesAnswer): Array<{ msg: Msg; stamp: Stamp }> {
+  const msgs = JSON.parse(a.json) as Msg[];
+  const { ints, wire } = a;
+  const out: Array<{ msg: Msg; stamp: Stamp }> = [];
+  let p = 0;
+  let w = 0;
+  for (const msg of msgs) {
+    const len = ints[p++]!;
+    if (len >= 0) {
+      const qnameEnd = ints[p++]!;
+      const n = ints[p++]!;
+      msg.wire = { bytes: wire.slice(w, w + len), qnameEnd, ttlOffsets: Uint32Array.from(ints.subarray(p, p + n)) };
+      p += n;
+      w += len;
+    }
+    const sl = ints[p++]!;
+    out.push({ msg, stamp: ints.slice(p, p + sl) });
+    p += sl;
+  }
+  return out;
+}
+
 export interface RemoteZoneOptions {
   /** Most replies kept per worker; past it the cache starts over. Default 10,000. */
   cacheSize?: number;
   /** Freeze replies (default: outside production), as the local handler does. */
   freeze?: boolean;
+  /** Most names asked in one call. Default 256. */
+  batchSize?: number;
 }
 
 interface Stamped<T> { value: T; stamp: Stamp }
+interface Waiting { key: string; name: string; qtype: number; resolve: (m: Msg) => void; reject: (e: unknown) => void }
 
-/** Worker side: replies from main, cached while their stamps hold. */
+/**
+ * Worker side: replies from main, cached while their stamps hold. Misses wait for the end of the
+ * event loop turn and go to main together: under load one message carries many names, so the cost
+ * of crossing threads is paid per batch, not per query.
+ */
 export class RemoteZone {
   private readonly reader: SlotReader;
   private readonly call: (body: ZoneCall) => Promise<unknown>;
   private readonly cacheSize: number;
   private readonly freeze: boolean;
+  private readonly batchSize: number;
   private readonly cache = new Map<string, Stamped<Msg>>();
-  /** One call per key at a time: a burst of misses for the same name waits for the same answer. */
+  /** One question per key at a time: a burst of misses for the same name waits for the same answer. */
   private readonly pending = new Map<string, Promise<Msg>>();
+  private batch: Waiting[] = [];
+  private flushing: NodeJS.Immediate | undefined;
   private readonly namespaces = new Map<string, Stamped<string | null>>();
   private readonly nsPending = new Set<string>();
   /** Calls made to main (tests, debugging). */
@@ -63,6 +126,7 @@ export class RemoteZone {
     this.call = call;
     this.cacheSize = opts.cacheSize ?? 10_000;
     this.freeze = opts.freeze ?? process.env.NODE_ENV !== 'production';
+    this.batchSize = opts.batchSize ?? 256;
   }
 
   get synced(): boolean { return this.reader.synced(); }
@@ -74,8 +138,12 @@ export class RemoteZone {
     if (hit && this.reader.valid(hit.stamp)) return hit.value;
     let p = this.pending.get(key);
     if (!p) {
-      p = this.fetch(key, name, qtype);
+      const { promise, resolve, reject } = Promise.withResolvers<Msg>();
+      p = promise;
       this.pending.set(key, p);
+      this.batch.push({ key, name, qtype, resolve, reject });
+      if (this.batch.length >= this.batchSize) this.flush();
+      else this.flushing ??= setImmediate(() => this.flush());
     }
     return p;
   }
@@ -99,19 +167,29 @@ export class RemoteZone {
     return undefined;
   }
 
-  private async fetch(key: string, name: string, qtype: number): Promise<Msg> {
+  private flush(): void {
+    if (this.flushing) { clearImmediate(this.flushing); this.flushing = undefined; }
+    const batch = this.batch;
+    if (batch.length === 0) return;
+    this.batch = [];
     this.calls++;
-    try {
-      const { msg, stamp } = await this.call({ op: 'reply', name, qtype }) as ReplyAnswer;
-      if (this.freeze) freezeMsg(msg);
-      if (this.cache.size >= this.cacheSize) this.cache.clear();
-      this.cache.set(key, { value: msg, stamp });
-      return msg;
-    } catch (e) {
-      throw new DnsError(Rcode.SERVFAIL, 'kubernetes', e);
-    } finally {
-      this.pending.delete(key);
-    }
+    this.call({ op: 'replies', names: batch.map((w) => w.name), types: batch.map((w) => w.qtype) }).then((a) => {
+      const replies = unpackReplies(a as RepliesAnswer);
+      batch.forEach((w, i) => {
+        const r = replies[i];
+        this.pending.delete(w.key);
+        if (!r) { w.reject(new DnsError(Rcode.SERVFAIL, 'kubernetes', 'short answer from the main thread')); return; }
+        if (this.freeze) freezeMsg(r.msg);
+        if (this.cache.size >= this.cacheSize) this.cache.clear();
+        this.cache.set(w.key, { value: r.msg, stamp: r.stamp });
+        w.resolve(r.msg);
+      });
+    }, (e: unknown) => {
+      for (const w of batch) {
+        this.pending.delete(w.key);
+        w.reject(new DnsError(Rcode.SERVFAIL, 'kubernetes', e));
+      }
+    });
   }
 }
 

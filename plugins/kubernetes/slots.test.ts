@@ -9,11 +9,11 @@ describe('SlotTable / SlotReader', () => {
     const a = newCell();
     const b = newCell();
     const s1 = t.stamp([a, b]);
-    expect([...s1.slots]).toEqual([FIRST_SLOT, FIRST_SLOT + 1]);
-    expect([...s1.values]).toEqual([0, 0]);
+    expect([...s1]).toEqual([0, FIRST_SLOT, 0, FIRST_SLOT + 1, 0]); // epoch, then slot/value pairs
     expect(a.slot).toBe(FIRST_SLOT);
+    t.bump(b.slot);
     const s2 = t.stamp([b]);
-    expect([...s2.slots]).toEqual([FIRST_SLOT + 1]);
+    expect([...s2]).toEqual([0, FIRST_SLOT + 1, 1]);
     expect(t.used).toBe(2);
   });
 

@@ -16,12 +16,11 @@ const EPOCH = 0;
 const SYNCED = 1;
 export const FIRST_SLOT = 4;
 
-/** What a worker needs to check a reply: the epoch and each dependency's slot and value. */
-export interface Stamp {
-  epoch: number;
-  slots: Int32Array;
-  values: Int32Array;
-}
+/**
+ * What a worker needs to check a reply, flat (one small allocation per reply): the epoch, then each
+ * dependency's slot and value: [epoch, slot0, value0, slot1, value1, ...].
+ */
+export type Stamp = Int32Array;
 
 /** Main side: the only writer. */
 export class SlotTable {
@@ -46,23 +45,26 @@ export class SlotTable {
   /** The cell moved: replies depending on it are stale. Called by the zone for cells with a slot. */
   bump(slot: number): void { Atomics.add(this.view, slot, 1); }
 
-  /** Slots and current values for a reply's dependencies (deduplicated), assigning slots as needed. */
+  /** The stamp of a reply that read these cells (deduplicated), assigning slots as needed. */
   stamp(cells: readonly Cell[]): Stamp {
+    const out: number[] = [];
+    this.stampInto(cells, out);
+    return Int32Array.from(out.slice(1));
+  }
+
+  /** Append a stamp to `out`, preceded by its length (for batches packed in one Int32Array). */
+  stampInto(cells: readonly Cell[], out: number[]): void {
     let missing = 0;
     for (const c of cells) if (c.slot < 0) missing++;
     if (this.next + missing > this.view.length) this.newEpoch();
-    const slots = new Int32Array(cells.length);
-    const values = new Int32Array(cells.length);
-    for (let i = 0; i < cells.length; i++) {
-      const c = cells[i]!;
+    out.push(1 + 2 * cells.length, Atomics.load(this.view, EPOCH));
+    for (const c of cells) {
       if (c.slot < 0) {
         c.slot = this.next++;
         this.assigned.push(c);
       }
-      slots[i] = c.slot;
-      values[i] = Atomics.load(this.view, c.slot);
+      out.push(c.slot, Atomics.load(this.view, c.slot));
     }
-    return { epoch: Atomics.load(this.view, EPOCH), slots, values };
   }
 
   /** Take every slot back; every stamp handed out so far becomes invalid. */
@@ -84,9 +86,8 @@ export class SlotReader {
   /** Does nothing the stamped reply depended on look different now? */
   valid(s: Stamp): boolean {
     const v = this.view;
-    if (Atomics.load(v, EPOCH) !== s.epoch) return false;
-    const { slots, values } = s;
-    for (let i = 0; i < slots.length; i++) if (Atomics.load(v, slots[i]!) !== values[i]) return false;
+    if (Atomics.load(v, EPOCH) !== s[0]) return false;
+    for (let i = 1; i < s.length; i += 2) if (Atomics.load(v, s[i]!) !== s[i + 1]) return false;
     return true;
   }
 }

@@ -63,6 +63,8 @@ export interface WorkerPoolOptions {
   drainMs?: number;
   listener?: Partial<ListenerOptions>;
   callTimeoutMs?: number;
+  /** Young generation of each worker's heap, MiB (default 16). */
+  youngGenerationMb?: number;
   /** A worker died outside shutdown (a crash, or loop's fatal exit). Default: exit the process. */
   onWorkerExit?: (index: number, code: number) => void;
 }
@@ -197,7 +199,12 @@ export class WorkerPool implements DataPlane {
       listener: this.opts.listener ?? {},
       callTimeoutMs: this.opts.callTimeoutMs ?? 5_000,
     };
-    const worker = new Worker(workerEntry, { workerData: init, name: `clusterdns-worker-${index}` });
+    // V8 grows a busy isolate's young generation up to 128 MiB here; with a thread per core that
+    // adds up. Replies die young, so a small one costs little: the scavenges stay cheap.
+    const worker = new Worker(workerEntry, {
+      workerData: init, name: `clusterdns-worker-${index}`,
+      resourceLimits: { maxYoungGenerationSizeMb: this.opts.youngGenerationMb ?? 16 },
+    });
     const rpc = new Rpc(worker, (body) => this.serveCall(body as CallRequest));
     const exited = new Promise<number>((resolve) => {
       worker.once('exit', (code) => {

@@ -5,7 +5,8 @@
 // i.e. how much work one query costs. RSS is the whole process (every thread) after the runs.
 //
 // Run alone: `npm run -s build && node test/bench/workers.ts`; `npm run bench` runs it after the others.
-// BENCH_WORKERS="1,2,4" picks the worker counts, BENCH_SERVICES the zone size; BENCH_RUNS / BENCH_SECONDS as in run.ts.
+// BENCH_WORKERS="1,2,4" picks the worker counts, BENCH_SERVICES the zone size, BENCH_MIX=cluster,misses
+// the query mixes; BENCH_RUNS / BENCH_SECONDS as in run.ts.
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +21,7 @@ const SERVICES = Number(process.env.BENCH_SERVICES ?? 1000);
 const CLK_TCK = 100; // USER_HZ: 100 on every Linux this runs on (getconf CLK_TCK)
 
 export interface WorkersRow {
+  mix: string;
   workers: number;
   qps: number;
   /** Queries answered per second of server CPU (all threads). */
@@ -41,12 +43,21 @@ export function cpuSeconds(pid: number, tid?: number): number {
   return (Number(f[11]) + Number(f[12])) / CLK_TCK;
 }
 
-export async function benchWorkers(counts: number[] = [1, 2]): Promise<WorkersRow[]> {
+/**
+ * The query mixes: `cluster` (70% Service A, 10% SRV, 20% search-path NXDOMAIN over 1,000 names: in
+ * steady state every reply is cached) and `misses` (200,000 distinct names: every query is built
+ * afresh, in a worker by asking the main thread).
+ */
+export async function benchWorkers(counts: number[] = [1, 2], mixes: Array<'cluster' | 'misses'> = ['cluster', 'misses']): Promise<WorkersRow[]> {
   const dir = mkdtempSync(join(tmpdir(), 'clusterdns-bench-workers-'));
   const cluster = writeSmallCluster(join(dir, 'cluster'), { services: SERVICES });
-  const file = queryFile(cluster.queries);
+  const files = {
+    cluster: queryFile(cluster.queries),
+    misses: queryFile(Array.from({ length: 200_000 }, (_, i) => `x${i}.default.svc.cluster.local A`)),
+  };
   const rows: WorkersRow[] = [];
-  for (const n of counts) {
+  for (const mix of mixes) for (const n of counts) {
+    const file = files[mix];
     const port = 20000 + Math.floor(Math.random() * 20000);
     const conf = join(dir, `Corefile-${n}`);
     writeFileSync(conf, `cluster.local:${port} {\n  bind 127.0.0.1\n  errors\n  prometheus 127.0.0.1:0\n` +
@@ -72,7 +83,7 @@ export async function benchWorkers(counts: number[] = [1, 2]): Promise<WorkersRo
       const cpu = cpuSeconds(pid) - cpu0;
       const mainCpu = cpuSeconds(pid, pid) - main0;
       rows.push({
-        workers: n, qps: median(qps), qpsPerCpuSecond: queries / cpu, cores: cpu / wall,
+        mix, workers: n, qps: median(qps), qpsPerCpuSecond: queries / cpu, cores: cpu / wall,
         mainShare: n > 1 ? mainCpu / cpu : 1, rssMiB: rssMiB(pid), lost,
       });
     } finally {
@@ -86,9 +97,9 @@ export async function benchWorkers(counts: number[] = [1, 2]): Promise<WorkersRo
 export function formatWorkers(rows: WorkersRow[]): string {
   const f = (n: number, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : '-');
   let out = `\nWorkers: ${SERVICES.toLocaleString('en')}-Service kubernetes zone (manifests), dnsperf -c 8 -q 200 on core ${CLIENT_CORE}, server unpinned, ${RUNS} runs x ${SECONDS}s\n`;
-  out += '| workers | QPS median | QPS per server CPU-second | server cores busy | main thread share of CPU | RSS MiB | lost |\n|---|---|---|---|---|---|---|\n';
+  out += '| queries | workers | QPS median | QPS per server CPU-second | server cores busy | main thread share of CPU | RSS MiB | lost |\n|---|---|---|---|---|---|---|---|\n';
   for (const r of rows) {
-    out += `| ${r.workers} | ${f(r.qps)} | ${f(r.qpsPerCpuSecond)} | ${f(r.cores, 2)} | ${f(r.mainShare * 100, 1)}% | ${f(r.rssMiB, 1)} | ${r.lost} |\n`;
+    out += `| ${r.mix} | ${r.workers} | ${f(r.qps)} | ${f(r.qpsPerCpuSecond)} | ${f(r.cores, 2)} | ${f(r.mainShare * 100, 1)}% | ${f(r.rssMiB, 1)} | ${r.lost} |\n`;
   }
   return out;
 }
@@ -99,5 +110,6 @@ if (import.meta.filename === process.argv[1]) {
     process.exit(1);
   }
   const counts = (process.env.BENCH_WORKERS ?? '1,2').split(',').map(Number);
-  process.stdout.write(formatWorkers(await benchWorkers(counts)));
+  const mixes = (process.env.BENCH_MIX ?? 'cluster,misses').split(',') as Array<'cluster' | 'misses'>;
+  process.stdout.write(formatWorkers(await benchWorkers(counts, mixes)));
 }
