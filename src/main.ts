@@ -1,5 +1,5 @@
 // clusterdns CLI: CoreDNS-compatible flags, so the kube-system Deployment's args carry over.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { CorefileError } from './corefile/types.ts';
 import { loadCorefile } from './corefile/parser.ts';
@@ -54,9 +54,30 @@ export function parseArgs(argv: string[]): CliArgs {
   return out;
 }
 
-/** `-workers N|auto`: auto is the number of cores this process may use. */
+/**
+ * The cores this process may use: the CPUs it may run on, capped by a cgroup CPU quota (a container's
+ * CPU limit), rounded up. Without the cap, `-workers auto` in a pod limited to 1 CPU on a 64-core node
+ * would start 64 workers.
+ */
+export function usableCores(read: (path: string) => string = (p) => readFileSync(p, 'utf8')): number {
+  let n = Math.max(1, availableParallelism());
+  const cap = (quota: number, period: number) => {
+    if (quota > 0 && period > 0) n = Math.min(n, Math.max(1, Math.ceil(quota / period)));
+  };
+  try {
+    const [quota, period] = read('/sys/fs/cgroup/cpu.max').trim().split(/\s+/); // cgroup v2: "max 100000" or "150000 100000"
+    if (quota !== 'max') cap(Number(quota), Number(period));
+    return n;
+  } catch { /* not cgroup v2 */ }
+  try {
+    cap(Number(read('/sys/fs/cgroup/cpu/cpu.cfs_quota_us').trim()), Number(read('/sys/fs/cgroup/cpu/cpu.cfs_period_us').trim())); // v1: -1 = none
+  } catch { /* no cgroup CPU controller */ }
+  return n;
+}
+
+/** `-workers N|auto`: auto is the number of cores this process may use (see usableCores). */
 export function parseWorkers(value: string): number {
-  if (value === 'auto') return Math.max(1, availableParallelism());
+  if (value === 'auto') return usableCores();
   if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 256) throw new UsageError(`invalid value "${value}" for flag -workers (want 1-256 or auto)`);
   return Number(value);
 }

@@ -48,10 +48,14 @@ function packReplies(handler: KubernetesHandler, table: SlotTable, names: string
   let size = 0;
   for (let i = 0; i < names.length; i++) {
     const e = handler.entry(String(names[i]), Number(types[i]));
-    const { wire, ...rest } = e.msg;
-    msgs.push(rest);
+    const m = e.msg;
+    // Spelled out rather than `{ wire, ...rest }`: an object rest copy was the costliest line here.
+    msgs.push({ id: m.id, opcode: m.opcode, rcode: m.rcode, flags: m.flags, question: m.question, answer: m.answer, authority: m.authority, additional: m.additional, edns: m.edns });
+    const wire = m.wire;
     if (wire) {
-      ints.push(wire.bytes.length, wire.qnameEnd, wire.ttlOffsets.length, ...wire.ttlOffsets);
+      const offsets = wire.ttlOffsets;
+      ints.push(wire.bytes.length, wire.qnameEnd, offsets.length);
+      for (let k = 0; k < offsets.length; k++) ints.push(offsets[k]!);
       chunks.push(wire.bytes);
       size += wire.bytes.length;
     } else {
@@ -62,7 +66,7 @@ function packReplies(handler: KubernetesHandler, table: SlotTable, names: string
   const wire = new Uint8Array(size);
   let at = 0;
   for (const c of chunks) { wire.set(c, at); at += c.length; }
-  return { json: JSON.stringify(msgs), wire, ints: Int32Array.from(ints) };
+  return { json: JSON.stringify(msgs), wire, ints: new Int32Array(ints) };
 }
 
 /** Worker side: unpack a batch into messages (with their wire) and stamps. */
