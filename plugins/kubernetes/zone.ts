@@ -188,8 +188,16 @@ export class KubeZone implements ZoneSink {
     const n = normalizeIP(ip);
     const keys = n === undefined ? undefined : this.podsByIP.get(n);
     if (!keys) return undefined;
-    for (const k of keys) { const p = this.pods.get(k); if (p) return p.namespace; }
-    return undefined;
+    // Certain or nothing (autopath must never guess): an IP shared by pods of several namespaces, or
+    // by a hostNetwork pod (its node's IP), names no namespace.
+    let ns: string | undefined;
+    for (const k of keys) {
+      const p = this.pods.get(k);
+      if (!p) continue;
+      if (p.hostNetwork || (ns !== undefined && ns !== p.namespace)) return undefined;
+      ns = p.namespace;
+    }
+    return ns;
   }
 
   /**
@@ -305,7 +313,9 @@ export class KubeZone implements ZoneSink {
     const old = this.pods.get(key);
     if (old && sameIgnoringChangeTime(old, p)) return;
     const ips = p.ips.map(normalizeIP).filter((x): x is string => x !== undefined);
-    const slim: SlimPod = { namespace: p.namespace.toLowerCase(), name: p.name, ips };
+    const slim: SlimPod = p.hostNetwork
+      ? { namespace: p.namespace.toLowerCase(), name: p.name, ips, hostNetwork: true }
+      : { namespace: p.namespace.toLowerCase(), name: p.name, ips };
     if (old) this.unindexPod(key, old);
     this.pods.set(key, slim);
     for (const ip of ips) {
