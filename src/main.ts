@@ -54,7 +54,7 @@ export async function main(argv: string[], log: Logger = createLogger()): Promis
   try {
     args = parseArgs(argv);
   } catch (e) {
-    process.stderr.write(`${(e as Error).message}\nusage: clusterdns [-conf FILE] [-dns.port N] [-plugins] [-quiet] [-version]\n`);
+    process.stderr.write(`${(e as Error).message} (usage: clusterdns [-conf FILE] [-dns.port N] [-plugins] [-quiet] [-version])\n`);
     process.exitCode = 1;
     return undefined;
   }
