@@ -43,7 +43,9 @@ export class KubernetesHandler implements Handler {
   private readonly prebuild: ((m: Msg) => PrebuiltWire) | undefined;
   private readonly cacheSize: number;
   private readonly freeze: boolean;
-  private readonly cache = new Map<string, Entry>();
+  /** qtype → lowercase name → entry (nested, so a lookup builds no key string). */
+  private readonly cache = new Map<number, Map<string, Entry>>();
+  private cachedCount = 0;
 
   constructor(cfg: KubernetesConfig, zone: KubeZone, opts: KubernetesHandlerOptions = {}) {
     this.cfg = cfg;
@@ -76,8 +78,8 @@ export class KubernetesHandler implements Handler {
 
   /** The reply for a lowercase name and type, from the cache when still valid. Shared: do not mutate. */
   reply(name: string, qtype: number): Msg {
-    const key = `${qtype} ${name}`;
-    const hit = this.cache.get(key);
+    let byName = this.cache.get(qtype);
+    const hit = byName?.get(name);
     if (hit && valid(hit)) return hit.msg;
     const deps: Cell[] = [];
     const msg = resolve(this.zone, this.rcfg, name, qtype, deps);
@@ -86,8 +88,10 @@ export class KubernetesHandler implements Handler {
     }
     if (this.freeze) freezeMsg(msg);
     const cells = [...new Set(deps)];
-    if (this.cache.size >= this.cacheSize) this.cache.clear();
-    this.cache.set(key, { msg, cells, gens: cells.map((c) => c.gen) });
+    if (this.cachedCount >= this.cacheSize) { this.cache.clear(); this.cachedCount = 0; byName = undefined; }
+    if (!byName) { byName = new Map(); this.cache.set(qtype, byName); }
+    if (!byName.has(name)) this.cachedCount++;
+    byName.set(name, { msg, cells, gens: cells.map((c) => c.gen) });
     return msg;
   }
 
@@ -97,7 +101,7 @@ export class KubernetesHandler implements Handler {
   }
 
   /** Replies currently cached (tests, debugging). */
-  get cached(): number { return this.cache.size; }
+  get cached(): number { return this.cachedCount; }
 
   private fallsThrough(name: string): boolean {
     const f = this.cfg.fallthrough;
