@@ -1,102 +1,489 @@
-// `npm run bench`: dnsperf on loopback against each server pinned to core 0 (dnsperf on core 1),
-// beside the Node UDP echo floor measured in the same run; then codec micro-benchmarks.
-// Figures vary with what else the machine does: compare ratios within one run, not across runs.
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+// `npm run bench [-- FILTER...]`: every scenario, or those whose name contains one of the filters.
+//
+// The server under test always runs alone on core 0 (taskset). Everything else — dnsperf, the echo
+// floor's client, the loopback upstream, the test Kubernetes API server, the search-path client, this
+// process — runs on core 1. Throughput is always compared with the Node UDP echo floor measured in the
+// same run, in alternating runs (floor, scenario, floor, scenario, ...), so a load change on the shared
+// machine hits both sides of each ratio. Compare ratios within one run, not absolute figures across runs.
+//
+// Environment: BENCH_RUNS (pairs per throughput scenario, 3), BENCH_SECONDS (per dnsperf run, 4),
+// BENCH_IDLE_SECONDS (memory: idle before the steady reading, 5), BENCH_CHANGES (propagation, 1000),
+// BENCH_SEARCH_SECONDS (search path, 5), BENCH_PROFILE (scenario name to profile, or "off"),
+// BENCH_WRITE_DOCS (1: write docs/performance.md even for a filtered run; 0: never).
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { dnsperf, haveTool, latency, median, queryFile, rssMiB, startPinned } from './dnsperf.ts';
+import { pathToFileURL } from 'node:url';
+import { pod } from '../kubeapi/objects.ts';
+import { externalQueries, writeSmallCluster, type SmallCluster } from './cluster.ts';
+import { topSelfTime, type SelfTime } from './cpuprofile.ts';
+import { dnsperf, haveTool, latency, median, queryFile, type PerfResult } from './dnsperf.ts';
+import { memoryNames, memoryRun, memorySpecs, perObject, type MemoryRow } from './memory.ts';
+import { cliJs, freePort, memStatus, pinSelf, repoRoot, spawnNode, type Child } from './proc.ts';
+import type { PropagationResult } from './propagation.ts';
+import { runSearchPath, type SearchPathResult } from './searchpath.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 5);
+const CHANGES = Number(process.env.BENCH_CHANGES ?? 1000);
+const SEARCH_SECONDS = Number(process.env.BENCH_SEARCH_SECONDS ?? 5);
+const PROFILE = process.env.BENCH_PROFILE ?? 'cluster names: kubeadm Corefile';
 const SERVER_CORE = 0;
 const CLIENT_CORE = 1;
+const LATENCY_QPS = 10_000;
+const LATENCY_SECONDS = 3;
 const only = process.argv.slice(2);
+const selected = (name: string) => only.length === 0 || only.some((o) => name.includes(o));
+const log = (line: string) => process.stderr.write(`${line}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Scenario {
-  name: string;
-  /** Corefile text; PORT is replaced. Undefined = the echo floor. */
-  corefile?: string;
-  queries: string[];
-  /** Extra files written beside the Corefile. */
-  files?: Record<string, string>;
+// ---- shared fixtures (created on first use) ----
+
+interface Ports { dns: number; health: number; ready: number; metrics: number }
+
+interface Fixtures {
+  cluster(): SmallCluster;
+  /** What `forward` is pointed at: a resolv.conf naming the loopback upstream (or HOST:PORT, see below). */
+  upstream(): Promise<{ forwardTo: string; child: Child; note: string }>;
+  close(): Promise<void>;
 }
 
-export interface Row { name: string; qps: number; qpsMin: number; qpsMax: number; avgMs: number; p50Ms: number; p99Ms: number; rssMiB: number; lost: number }
+/**
+ * The kubeadm Corefile with loopback addresses: `bind 127.0.0.1`, health/ready/prometheus on 127.0.0.1
+ * high ports, forward to a temp resolv.conf. `source` is the kubernetes plugin's data source line.
+ */
+export function kubeadmCorefile(p: Ports, o: { source: string; forwardTo: string; pods?: 'insecure' | 'verified'; autopath?: boolean; lameduck?: boolean }): string {
+  return `.:${p.dns} {
+    bind 127.0.0.1
+    errors
+    health 127.0.0.1:${p.health} {${o.lameduck === false ? '' : '\n       lameduck 5s'}
+    }
+    ready 127.0.0.1:${p.ready}
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+       ${o.source}
+       pods ${o.pods ?? 'insecure'}
+       fallthrough in-addr.arpa ip6.arpa
+       ttl 30
+    }
+${o.autopath ? '    autopath @kubernetes\n' : ''}    prometheus 127.0.0.1:${p.metrics}
+    forward . ${o.forwardTo} {
+       max_concurrent 1000
+    }
+    cache 30 {
+       disable success cluster.local
+       disable denial cluster.local
+    }
+    loop
+    reload
+    loadbalance
+}
+`;
+}
+
+function fixtures(): Fixtures {
+  let cluster: SmallCluster | undefined;
+  let up: { forwardTo: string; child: Child; note: string } | undefined;
+  return {
+    cluster() {
+      cluster ??= writeSmallCluster(mkdtempSync(join(tmpdir(), 'clusterdns-bench-cluster-')));
+      return cluster;
+    },
+    async upstream() {
+      if (up) return up;
+      const script = join(import.meta.dirname, 'upstream.ts');
+      // forward reads only `nameserver` lines, always on port 53: as root, bind a loopback address of
+      // our own (127.53.x.y) on port 53 and name it in a temp resolv.conf, as the kubeadm Corefile does.
+      const addr = `127.53.${1 + Math.floor(Math.random() * 250)}.${1 + Math.floor(Math.random() * 250)}`;
+      let child = spawnNode(script, [addr, '53'], { core: CLIENT_CORE });
+      try {
+        await child.waitFor(/listening/, 10_000);
+        const dir = mkdtempSync(join(tmpdir(), 'clusterdns-bench-resolv-'));
+        const resolv = join(dir, 'resolv.conf');
+        writeFileSync(resolv, `# clusterdns bench: the loopback upstream (test/bench/upstream.ts)\nnameserver ${addr}\n`);
+        up = { forwardTo: resolv, child, note: `forward . ${resolv} (nameserver ${addr}, port 53)` };
+      } catch {
+        // Not root (port 53 needs it) or the address is taken: point forward at HOST:PORT directly.
+        await child.stop('SIGKILL');
+        const port = await freePort();
+        child = spawnNode(script, ['127.0.0.1', String(port)], { core: CLIENT_CORE });
+        await child.waitFor(/listening/, 10_000);
+        up = { forwardTo: `127.0.0.1:${port}`, child, note: `forward . 127.0.0.1:${port} (could not bind port 53: not the resolv.conf form)` };
+      }
+      return up;
+    },
+    async close() {
+      await up?.child.stop('SIGTERM');
+    },
+  };
+}
+
+/** Queries the upstream answered so far (it prints them on SIGUSR2). */
+async function upstreamCount(child: Child): Promise<number> {
+  const before = child.output().length;
+  child.proc.kill('SIGUSR2');
+  for (let i = 0; i < 100; i++) {
+    const m = /count (\d+) (\d+)\n/.exec(child.output().slice(before));
+    if (m) return Number(m[1]) + Number(m[2]);
+    await sleep(10);
+  }
+  return NaN;
+}
+
+async function ports(): Promise<Ports> {
+  return { dns: await freePort(), health: await freePort(), ready: await freePort(), metrics: await freePort() };
+}
+
+async function startServer(corefile: string, nodeArgs: string[] = []): Promise<{ child: Child; dir: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'clusterdns-bench-'));
+  writeFileSync(join(dir, 'Corefile'), corefile);
+  const child = spawnNode(cliJs, ['-conf', join(dir, 'Corefile')], { core: SERVER_CORE, nodeArgs });
+  await child.waitFor(/clusterdns-/, 60_000);
+  return { child, dir };
+}
+
+// ---- throughput ----
+
+interface Throughput {
+  name: string;
+  /** Ratio to the echo floor the issue asks for. */
+  target?: number;
+  queries(f: Fixtures): string[];
+  corefile(p: Ports, f: Fixtures): Promise<string>;
+}
+
+export interface ThroughputRow {
+  name: string; qps: number; qpsMin: number; qpsMax: number; ratio: number; ratioMin: number; ratioMax: number; floorQps: number;
+  target?: number; avgMs: number; p50Ms: number; p99Ms: number; rssMiB: number; lost: number; rcodes: string;
+}
 
 const whoamiQueries = Array.from({ length: 100 }, (_, i) => `host${i}.example.org A`);
 
-export const scenarios: Scenario[] = [
-  { name: 'echo floor (node dgram)', queries: whoamiQueries },
+export const throughputScenarios: Throughput[] = [
   {
     name: 'whoami + prometheus + errors',
-    corefile: `.:PORT {\n  bind 127.0.0.1\n  errors\n  prometheus 127.0.0.1:0\n  whoami\n}\n`,
-    queries: whoamiQueries,
+    queries: () => whoamiQueries,
+    corefile: async (p) => `.:${p.dns} {\n  bind 127.0.0.1\n  errors\n  prometheus 127.0.0.1:${p.metrics}\n  whoami\n}\n`,
+  },
+  {
+    name: 'cluster names: errors + prometheus + kubernetes',
+    target: 0.8,
+    queries: (f) => f.cluster().queries,
+    corefile: async (p, f) => `.:${p.dns} {
+    bind 127.0.0.1
+    errors
+    prometheus 127.0.0.1:${p.metrics}
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+       manifests ${f.cluster().dir}
+    }
+}
+`,
+  },
+  {
+    name: 'cluster names: kubeadm Corefile',
+    target: 0.85,
+    queries: (f) => f.cluster().queries,
+    corefile: async (p, f) => kubeadmCorefile(p, { source: `manifests ${f.cluster().dir}`, forwardTo: (await f.upstream()).forwardTo }),
+  },
+  {
+    name: 'external names from cache: kubeadm Corefile',
+    queries: () => externalQueries(1000),
+    corefile: async (p, f) => kubeadmCorefile(p, { source: `manifests ${f.cluster().dir}`, forwardTo: (await f.upstream()).forwardTo }),
   },
 ];
 
-async function measure(s: Scenario): Promise<Row> {
-  const port = 20000 + Math.floor(Math.random() * 20000);
-  let args: string[];
-  let ready: RegExp;
-  if (!s.corefile) {
-    args = [join(import.meta.dirname, 'echo.ts'), String(port)];
-    ready = /listening/;
-  } else {
-    const dir = mkdtempSync(join(tmpdir(), 'clusterdns-bench-'));
-    for (const [f, text] of Object.entries(s.files ?? {})) writeFileSync(join(dir, f), text);
-    writeFileSync(join(dir, 'Corefile'), s.corefile.replaceAll('PORT', String(port)));
-    // The compiled entry point, as production runs it (type stripping costs ~30 MiB of RSS).
-    args = [join(import.meta.dirname, '../../dist/src/cli.js'), '-conf', join(dir, 'Corefile')];
-    ready = /clusterdns-/;
-  }
-  const { proc } = await startPinned(args, ready, SERVER_CORE);
+function rcodeMix(stdout: string): string {
+  // "Response codes:       NOERROR 123 (80.00%), NXDOMAIN 30 (20.00%)"
+  const line = /Response codes:\s+(.*)/.exec(stdout)?.[1] ?? '';
+  return [...line.matchAll(/([A-Z]+) \d+ \(([\d.]+)%\)/g)].map((m) => `${m[1]} ${Math.round(Number(m[2]))}%`).join(', ');
+}
+
+async function measureThroughput(s: Throughput, f: Fixtures, floorPort: number, floorFile: string): Promise<ThroughputRow> {
+  const p = await ports();
+  const { child } = await startServer(await s.corefile(p, f));
   try {
-    const file = queryFile(s.queries);
-    // Warm up the JIT and caches.
-    dnsperf(port, file, { seconds: 2, core: CLIENT_CORE });
-    const runs = [];
-    for (let i = 0; i < RUNS; i++) runs.push(dnsperf(port, file, { seconds: SECONDS, core: CLIENT_CORE }).result);
-    const rss = rssMiB(proc.pid!);
-    const lat = latency(port, file, 10_000, 3, CLIENT_CORE);
+    const file = queryFile(s.queries(f));
+    // Warm up the JIT and caches (both sides).
+    dnsperf(p.dns, file, { seconds: 2, core: CLIENT_CORE });
+    dnsperf(floorPort, floorFile, { seconds: 1, core: CLIENT_CORE });
+    const runs: PerfResult[] = [];
+    const floors: number[] = [];
+    const ratios: number[] = [];
+    let last = '';
+    for (let i = 0; i < RUNS; i++) {
+      const fl = dnsperf(floorPort, floorFile, { seconds: SECONDS, core: CLIENT_CORE }).result.qps;
+      const r = dnsperf(p.dns, file, { seconds: SECONDS, core: CLIENT_CORE });
+      floors.push(fl);
+      runs.push(r.result);
+      ratios.push(r.result.qps / fl);
+      last = r.stdout;
+    }
+    const rss = memStatus(child.pid).rssMiB;
+    const lat = latency(p.dns, file, LATENCY_QPS, LATENCY_SECONDS, CLIENT_CORE);
     const qs = runs.map((r) => r.qps);
     return {
       name: s.name, qps: median(qs), qpsMin: Math.min(...qs), qpsMax: Math.max(...qs),
+      ratio: median(ratios), ratioMin: Math.min(...ratios), ratioMax: Math.max(...ratios), floorQps: median(floors),
+      ...(s.target !== undefined ? { target: s.target } : {}),
       avgMs: median(runs.map((r) => r.avgMs)), p50Ms: lat.p50Ms, p99Ms: lat.p99Ms, rssMiB: rss,
-      lost: runs.reduce((a, r) => a + r.lost, 0),
+      lost: runs.reduce((a, r) => a + r.lost, 0), rcodes: rcodeMix(last),
     };
   } finally {
-    proc.kill('SIGTERM');
-    await new Promise((r) => proc.once('exit', r));
+    // SIGKILL: the kubeadm Corefile's lameduck would hold every stop for 5 s.
+    await child.stop('SIGKILL');
   }
 }
 
-function fmt(n: number, d = 0): string { return Number.isFinite(n) ? n.toFixed(d) : '-'; }
+// ---- search path ----
+
+export interface SearchRow { name: string; result?: SearchPathResult; upstreamPerLookup: number; serverQps: number; skipped?: string }
+
+function autopathRegistered(): boolean {
+  const r = spawnSync(process.execPath, [cliJs, '-plugins'], { encoding: 'utf8' });
+  return /\bautopath\b/.test(r.stdout ?? '');
+}
+
+async function measureSearchPath(f: Fixtures, withAutopath: boolean): Promise<SearchRow> {
+  const name = withAutopath ? 'search path: kubeadm + pods verified + autopath @kubernetes' : 'search path: kubeadm + pods verified, no autopath';
+  const up = await f.upstream();
+  const p = await ports();
+  // The client pod: a Pod in `default` whose address is the loopback address the client sends from.
+  const clientIP = `127.0.0.${2 + Math.floor(Math.random() * 250)}`;
+  const podDir = mkdtempSync(join(tmpdir(), 'clusterdns-bench-pod-'));
+  writeFileSync(join(podDir, 'client.json'), JSON.stringify(pod('default', 'bench-client', clientIP, 'Running')));
+  const corefile = kubeadmCorefile(p, { source: `manifests ${f.cluster().dir} ${podDir}`, forwardTo: up.forwardTo, pods: 'verified', autopath: withAutopath });
+  const { child } = await startServer(corefile);
+  try {
+    const names = externalQueries(1000).map((l) => l.split(' ')[0]!);
+    let upBefore = 0;
+    let upAfter = 0;
+    const result = await runSearchPath({
+      port: p.dns, clientIP, namespace: 'default', names, seconds: SEARCH_SECONDS, warmupSeconds: 1, inFlight: 32,
+      onMeasureStart: async () => { upBefore = await upstreamCount(up.child); },
+      onMeasureEnd: async () => { upAfter = await upstreamCount(up.child); },
+    });
+    return { name, result, upstreamPerLookup: (upAfter - upBefore) / result.lookups, serverQps: result.lookupsPerSec * result.queriesPerLookup };
+  } finally {
+    await child.stop('SIGKILL');
+  }
+}
+
+// ---- CPU profile ----
+
+async function profileScenario(s: Throughput, f: Fixtures): Promise<{ top: SelfTime[]; busyMs: number; file: string }> {
+  const p = await ports();
+  const profDir = mkdtempSync(join(tmpdir(), 'clusterdns-bench-prof-'));
+  // Without lameduck, so SIGTERM ends the process (and writes the profile) at once.
+  const corefile = (await s.corefile(p, f)).replace(/ \{\n\s+lameduck 5s\n\s+\}/, '');
+  const { child } = await startServer(corefile, ['--cpu-prof', `--cpu-prof-dir=${profDir}`]);
+  try {
+    const file = queryFile(s.queries(f));
+    dnsperf(p.dns, file, { seconds: 2, core: CLIENT_CORE });
+    dnsperf(p.dns, file, { seconds: 5, core: CLIENT_CORE });
+  } finally {
+    await child.stop('SIGTERM', 15_000);
+  }
+  const prof = readdirSync(profDir).find((x) => x.endsWith('.cpuprofile'));
+  if (!prof) throw new Error('no .cpuprofile written');
+  const { top, busyMs } = topSelfTime(join(profDir, prof), 10);
+  return { top, busyMs, file: join(profDir, prof) };
+}
+
+// ---- output ----
+
+function fmt(n: number | undefined, d = 0): string { return n !== undefined && Number.isFinite(n) ? n.toFixed(d) : '-'; }
+
+function throughputTable(rows: ThroughputRow[], floor: { qps: number; min: number; max: number; p50: number; p99: number; rss: number }): string {
+  let t = `Throughput: dnsperf -c 8 -q 200, ${RUNS} x ${SECONDS}s per scenario, each run paired with an echo-floor run right before it; ratio = median of the per-pair ratios (min-max). Latency: dnsperf -Q ${LATENCY_QPS} for ${LATENCY_SECONDS}s.\n\n`;
+  t += '| scenario | QPS median (min-max) | x echo floor (min-max) | target | avg ms | p50 ms @10k | p99 ms @10k | RSS MiB | lost | response codes |\n|---|---|---|---|---|---|---|---|---|---|\n';
+  t += `| echo floor (node dgram) | ${fmt(floor.qps)} (${fmt(floor.min)}-${fmt(floor.max)}) | 1.00 | | | ${fmt(floor.p50, 3)} | ${fmt(floor.p99, 3)} | ${fmt(floor.rss, 1)} | | |\n`;
+  for (const r of rows) {
+    const target = r.target === undefined ? '' : `>= ${r.target.toFixed(2)} ${r.ratio >= r.target ? 'met' : 'NOT met'}`;
+    t += `| ${r.name} | ${fmt(r.qps)} (${fmt(r.qpsMin)}-${fmt(r.qpsMax)}) | ${fmt(r.ratio, 2)} (${fmt(r.ratioMin, 2)}-${fmt(r.ratioMax, 2)}) | ${target} | ${fmt(r.avgMs, 3)} | ${fmt(r.p50Ms, 3)} | ${fmt(r.p99Ms, 3)} | ${fmt(r.rssMiB, 1)} | ${r.lost} | ${r.rcodes} |\n`;
+  }
+  return t;
+}
+
+function memoryTables(rows: MemoryRow[]): string {
+  let t = `Memory and sync: clusterdns with \`kubernetes cluster.local { kubeconfig FILE }\` (+ \`pods verified\` where said) against the test API server (pages of 500); RSS from /proc (VmHWM, VmRSS sampled every 50 ms); idle ${IDLE_SECONDS}s before the steady reading; forced GC through the inspector. Targets (10k services, 100k endpoints): steady <= 100 MiB, peak <= 1.2x steady, ready <= 3 s.\n\n`;
+  t += '| cluster | ready s | sync peak MiB | steady MiB | peak / steady | after GC MiB | V8 heap used MiB | relist peak MiB | relist peak / steady | relist s |\n|---|---|---|---|---|---|---|---|---|---|\n';
+  for (const r of rows) {
+    t += `| ${r.name.replace(/^memory: /, '')} | ${fmt(r.readyMs / 1000, 2)} | ${fmt(r.syncPeakMiB, 1)} | ${fmt(r.steadyMiB, 1)} | ${fmt(r.syncPeakMiB / r.steadyMiB, 2)} | ${fmt(r.gcRssMiB, 1)} | ${fmt(r.heapUsedMiB, 1)} | ${fmt(r.relistPeakMiB, 1)} | ${fmt(r.relistPeakMiB / r.steadyMiB, 2)} | ${fmt(r.relistMs / 1000, 2)} |\n`;
+  }
+  const per = perObject(rows);
+  if (per.length > 0) {
+    t += '\nBytes per object (differences between the runs above, after a forced GC):\n\n| object | V8 heap bytes | RSS bytes | from |\n|---|---|---|---|\n';
+    for (const x of per) t += `| ${x.what} | ${fmt(x.heapBytes)} | ${fmt(x.rssBytes)} | ${x.from} |\n`;
+  }
+  return t;
+}
+
+function propagationTable(r: PropagationResult): string {
+  return `Propagation (${memoryNames.main.replace(/^memory: /, '')}): ${r.changes} changes posted one at a time (alternately a ClusterIP Service's new cluster IP and a new ready endpoint of a headless Service), each timed from the API server's write to the first UDP answer with the new address (queries back to back).\n\n` +
+    '| changes | p50 ms | p99 ms | max ms | timeouts (5 s) | queries per change (median) |\n|---|---|---|---|---|---|\n' +
+    `| ${r.changes} | ${fmt(r.p50Ms, 2)} | ${fmt(r.p99Ms, 2)} | ${fmt(r.maxMs, 2)} | ${r.timeouts} | ${fmt(r.queriesPerChange)} |\n`;
+}
+
+function searchTable(rows: SearchRow[], floorQps: number): string {
+  let t = `Search path: external names (1,000, cached upstream answers) looked up as a pod's resolver does (ndots:5, search default.svc.cluster.local svc.cluster.local cluster.local; A and AAAA together per candidate), 32 lookups in flight for ${SEARCH_SECONDS}s from a Node client on core 1.\n\n`;
+  t += '| configuration | lookups/s | DNS queries per lookup | upstream queries per lookup | server QPS (x echo floor) | lookup p50 ms | lookup p99 ms | failed | timeouts |\n|---|---|---|---|---|---|---|---|---|\n';
+  for (const r of rows) {
+    if (!r.result) { t += `| ${r.name} | skipped: ${r.skipped} | | | | | | | |\n`; continue; }
+    const x = r.result;
+    t += `| ${r.name} | ${fmt(x.lookupsPerSec)} | ${fmt(x.queriesPerLookup, 2)} | ${fmt(r.upstreamPerLookup, 2)} | ${fmt(r.serverQps)} (${fmt(r.serverQps / floorQps, 2)}) | ${fmt(x.p50Ms, 2)} | ${fmt(x.p99Ms, 2)} | ${x.failed} | ${x.timeouts} |\n`;
+  }
+  return t;
+}
+
+function profileTable(name: string, p: { top: SelfTime[]; busyMs: number; file: string }): string {
+  let t = `CPU profile of "${name}" (node --cpu-prof, 2 s warm-up + 5 s of dnsperf; lameduck removed so the profile is written at exit): top 10 self time, share of non-idle time (${fmt(p.busyMs)} ms busy).\n\n`;
+  t += '| self ms | % busy | function | where |\n|---|---|---|---|\n';
+  for (const x of p.top) t += `| ${fmt(x.ms)} | ${fmt(x.pct, 1)} | ${x.fn.replaceAll('|', '\\|')} | ${x.where} |\n`;
+  return t;
+}
+
+function machine(): string {
+  const h = spawnSync('dnsperf', ['-h'], { encoding: 'utf8' });
+  const v = /Version (\S+)/.exec(`${h.stdout ?? ''}${h.stderr ?? ''}`)?.[1] ?? '?';
+  return `Node ${process.version}, dnsperf ${v}, ${cpus().length} x ${cpus()[0]?.model.trim() ?? '?'}, Linux ${release()}, load average at start ${loadavg().map((x) => x.toFixed(2)).join(' ')}`;
+}
+
+const BEGIN = '<!-- BEGIN GENERATED: npm run bench -->';
+const END = '<!-- END GENERATED -->';
+
+function writeDocs(body: string): string {
+  const file = join(repoRoot, 'docs/performance.md');
+  mkdirSync(join(repoRoot, 'docs'), { recursive: true });
+  const text = existsSync(file) ? readFileSync(file, 'utf8') : `# Performance\n\n${BEGIN}\n${END}\n`;
+  const a = text.indexOf(BEGIN);
+  const b = text.indexOf(END);
+  const section = `${BEGIN}\n${body}\n${END}`;
+  writeFileSync(file, a >= 0 && b > a ? text.slice(0, a) + section + text.slice(b + END.length) : `${text}\n${section}\n`);
+  return file;
+}
+
+// ---- main ----
 
 async function main(): Promise<void> {
   if (!haveTool('dnsperf')) {
-    process.stderr.write('dnsperf is not installed: run `bash scripts/install-tools.sh` (Debian: apt-get install -y dnsperf)\n');
+    log('dnsperf is not installed: run `bash scripts/install-tools.sh` (Debian: apt-get install -y dnsperf)');
     process.exit(1);
   }
-  const rows: Row[] = [];
-  const list = scenarios.filter((s) => only.length === 0 || only.some((o) => s.name.includes(o)) || !s.corefile);
-  for (const s of list) {
-    process.stderr.write(`bench: ${s.name} ...\n`);
-    rows.push(await measure(s));
-  }
-  const floor = rows.find((r) => !scenarios.find((s) => s.name === r.name)?.corefile)?.qps ?? NaN;
-  process.stdout.write(`\nThroughput: dnsperf -c 8 -q 200, ${RUNS} runs x ${SECONDS}s, server on core ${SERVER_CORE}, dnsperf on core ${CLIENT_CORE}; latency at a fixed 10k QPS for 3s\n`);
-  process.stdout.write('| scenario | QPS median (min-max) | x echo floor | avg ms | p50 ms @10k | p99 ms @10k | RSS MiB | lost |\n|---|---|---|---|---|---|---|---|\n');
-  for (const r of rows) {
-    process.stdout.write(`| ${r.name} | ${fmt(r.qps)} (${fmt(r.qpsMin)}-${fmt(r.qpsMax)}) | ${fmt(r.qps / floor, 2)} | ${fmt(r.avgMs, 3)} | ${fmt(r.p50Ms, 3)} | ${fmt(r.p99Ms, 3)} | ${fmt(r.rssMiB, 1)} | ${r.lost} |\n`);
-  }
+  if (!pinSelf(CLIENT_CORE)) log(`bench: could not pin this process to core ${CLIENT_CORE} (taskset missing?): figures will be worse`);
+  const started = Date.now();
+  const header = machine();
+  log(`bench: ${header}`);
+  const f = fixtures();
+  const sections: string[] = [];
+  const out = (title: string, table: string) => {
+    process.stdout.write(`\n## ${title}\n\n${table}`);
+    sections.push(`### ${title}\n\n${table}`);
+  };
+
+  // Throughput (and the floor every ratio uses, also for the search path's server QPS).
+  const tput = throughputScenarios.filter((s) => selected(s.name));
+  const wantSearch = selected('search path');
+  // The profile runs in a full run, or when a filter names it (`npm run bench -- profile`).
+  const wantProfile = PROFILE !== 'off' && (only.length === 0 || only.some((o) => o.includes('profile')));
+  let floorQps = NaN;
+  let echo: Child | undefined;
   try {
-    const { benchCodec } = await import('./codec.ts');
-    const micro = await benchCodec();
-    process.stdout.write('\nCodec micro-benchmarks\n| operation | ns/op | ops/s |\n|---|---|---|\n');
-    for (const m of micro) process.stdout.write(`| ${m.name} | ${fmt(m.nsPerOp)} | ${fmt(m.opsPerSec)} |\n`);
-  } catch (e) {
-    process.stdout.write(`\n(codec micro-benchmarks unavailable: ${(e as Error).message})\n`);
+    if (tput.length > 0 || wantSearch) {
+      const floorPort = await freePort();
+      echo = spawnNode(join(import.meta.dirname, 'echo.ts'), [String(floorPort)], { core: SERVER_CORE });
+      await echo.waitFor(/listening/);
+      const floorFile = queryFile(whoamiQueries);
+      dnsperf(floorPort, floorFile, { seconds: 2, core: CLIENT_CORE });
+      const rows: ThroughputRow[] = [];
+      const floorRuns: number[] = [];
+      for (const s of tput) {
+        log(`bench: ${s.name} ...`);
+        const r = await measureThroughput(s, f, floorPort, floorFile);
+        rows.push(r);
+        floorRuns.push(r.floorQps);
+      }
+      if (floorRuns.length === 0) floorRuns.push(dnsperf(floorPort, floorFile, { seconds: SECONDS, core: CLIENT_CORE }).result.qps);
+      floorQps = median(floorRuns);
+      if (rows.length > 0) {
+        const lat = latency(floorPort, floorFile, LATENCY_QPS, LATENCY_SECONDS, CLIENT_CORE);
+        out('Throughput (ratio to the echo floor)', throughputTable(rows, {
+          qps: floorQps, min: Math.min(...floorRuns), max: Math.max(...floorRuns), p50: lat.p50Ms, p99: lat.p99Ms, rss: memStatus(echo.pid).rssMiB,
+        }));
+      }
+    }
+
+    // Memory, sync, relist; propagation on the main run.
+    const wantPropagation = selected('propagation');
+    const specs = memorySpecs().filter((s) => selected(s.name) || (wantPropagation && s.name === memoryNames.main));
+    if (specs.length > 0) {
+      const rows: MemoryRow[] = [];
+      let prop: PropagationResult | undefined;
+      for (const spec of specs) {
+        log(`bench: ${spec.name} ...`);
+        const main = spec.name === memoryNames.main && wantPropagation;
+        const r = await memoryRun(spec, { core: SERVER_CORE, idleSeconds: IDLE_SECONDS, ...(main ? { propagation: CHANGES } : {}), log });
+        rows.push(r.row);
+        if (r.propagation) prop = r.propagation;
+      }
+      out('Memory and sync', memoryTables(rows));
+      if (prop) out('Propagation', propagationTable(prop));
+    }
+
+    // Search path with and without autopath.
+    if (wantSearch) {
+      const rows: SearchRow[] = [];
+      log('bench: search path without autopath ...');
+      rows.push(await measureSearchPath(f, false));
+      if (autopathRegistered()) {
+        log('bench: search path with autopath ...');
+        rows.push(await measureSearchPath(f, true));
+      } else {
+        const why = 'autopath is not registered in src/directives.ts (clusterdns -plugins does not list it)';
+        log(`bench: search path with autopath: skipped: ${why}`);
+        rows.push({ name: 'search path: kubeadm + pods verified + autopath @kubernetes', upstreamPerLookup: NaN, serverQps: NaN, skipped: why });
+      }
+      out('Search path (autopath)', searchTable(rows, floorQps));
+    }
+
+    if (wantProfile) {
+      const s = throughputScenarios.find((x) => x.name === PROFILE);
+      if (s) {
+        log(`bench: CPU profile of ${s.name} ...`);
+        out('CPU profile', profileTable(s.name, await profileScenario(s, f)));
+      } else {
+        log(`bench: BENCH_PROFILE="${PROFILE}" names no throughput scenario`);
+      }
+    }
+  } finally {
+    await echo?.stop('SIGTERM');
+    await f.close();
+  }
+
+  if (selected('codec')) {
+    try {
+      log('bench: codec micro-benchmarks ...');
+      const { benchCodec } = await import('./codec.ts');
+      const micro = await benchCodec();
+      let t = '| operation | ns/op | ops/s |\n|---|---|---|\n';
+      for (const m of micro) t += `| ${m.name} | ${fmt(m.nsPerOp)} | ${fmt(m.opsPerSec)} |\n`;
+      out('Codec micro-benchmarks (process CPU time, core 1)', t);
+    } catch (e) {
+      process.stdout.write(`\n(codec micro-benchmarks unavailable: ${(e as Error).message})\n`);
+    }
+  }
+
+  const took = (Date.now() - started) / 1000;
+  const footer = `${header}; load average at end ${loadavg().map((x) => x.toFixed(2)).join(' ')}; ${took.toFixed(0)} s in all.`;
+  process.stdout.write(`\n${footer}\n`);
+  const write = process.env.BENCH_WRITE_DOCS === '1' || (process.env.BENCH_WRITE_DOCS !== '0' && only.length === 0);
+  if (write) {
+    const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+    const body = `Generated by \`npm run bench\` on ${date}${only.length ? ` (filtered: ${only.join(' ')})` : ''}. BENCH_RUNS=${RUNS} BENCH_SECONDS=${SECONDS} BENCH_IDLE_SECONDS=${IDLE_SECONDS} BENCH_CHANGES=${CHANGES} BENCH_SEARCH_SECONDS=${SEARCH_SECONDS}.\n${footer}\n\n${sections.join('\n')}`;
+    log(`bench: wrote ${writeDocs(body)}`);
+  } else {
+    log('bench: filtered run: docs/performance.md not updated (BENCH_WRITE_DOCS=1 to force)');
   }
 }
 
-await main();
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await main();
