@@ -25,6 +25,10 @@ export interface MemoryRow {
   pods: number;
   /** Spawn to `/ready` 200. */
   readyMs: number;
+  /** Spawn to the first list request reaching the API server (process start, module loading). */
+  firstListMs: number;
+  /** Spawn to the last page of the initial lists requested. */
+  lastPageMs: number;
   /** VmHWM after the initial sync and idle period: the peak of startup and the first list. */
   syncPeakMiB: number;
   /** VmRSS after `idleSeconds` without queries or changes. */
@@ -101,6 +105,11 @@ ${spec.podsVerified ? '        pods verified\n' : ''}    }
   try {
     const readyMs = await waitHttp200(`http://127.0.0.1:${readyPort}/ready`, child.startedAt, 120_000, 10);
     if (!Number.isFinite(readyMs)) throw new Error(`not ready: ${child.output().slice(-2000)}`);
+    // The API server stamps requests with Date.now(); the spawn time was taken with performance.now().
+    const spawnEpoch = Date.now() - (performance.now() - child.startedAt);
+    const lists = api.requests.filter((r) => !r.watch);
+    const firstListMs = (lists[0]?.at ?? NaN) - spawnEpoch;
+    const lastPageMs = (lists.at(-1)?.at ?? NaN) - spawnEpoch;
     await sleep(o.idleSeconds * 1000);
     const afterIdle = memStatus(child.pid);
     const syncPeakMiB = Math.max(afterIdle.hwmMiB, sampler.max());
@@ -131,7 +140,7 @@ ${spec.podsVerified ? '        pods verified\n' : ''}    }
 
     const row: MemoryRow = {
       name: spec.name, services: info.services, endpoints: info.endpoints, pods: info.pods,
-      readyMs, syncPeakMiB, steadyMiB, gcRssMiB, heapUsedMiB: mu.heapUsed / 2 ** 20, relistPeakMiB, relistMs, loadSeconds,
+      readyMs, firstListMs, lastPageMs, syncPeakMiB, steadyMiB, gcRssMiB, heapUsedMiB: mu.heapUsed / 2 ** 20, relistPeakMiB, relistMs, loadSeconds,
     };
     let propagation: PropagationResult | undefined;
     if (o.propagation && o.propagation > 0) {

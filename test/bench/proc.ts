@@ -98,6 +98,14 @@ export function memStatus(pid: number): MemStatus {
   return { rssMiB: kib(/VmRSS:\s+(\d+)/) / 1024, hwmMiB: kib(/VmHWM:\s+(\d+)/) / 1024 };
 }
 
+/** CPU seconds (user + system) a process has used so far, from /proc/PID/stat (clock ticks of 1/100 s). */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the parenthesised command name; utime and stime are fields 14 and 15 (1-based).
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
 /** Reset VmHWM to the current RSS (Linux ≥ 4.0, "5" > clear_refs). False when not allowed. */
 export function resetPeak(pid: number): boolean {
   try {

@@ -8,7 +8,7 @@
 //
 // Environment: BENCH_RUNS (pairs per throughput scenario, 3), BENCH_SECONDS (per dnsperf run, 4),
 // BENCH_IDLE_SECONDS (memory: idle before the steady reading, 5), BENCH_CHANGES (propagation, 1000),
-// BENCH_SEARCH_SECONDS (search path, 5), BENCH_PROFILE (scenario name to profile, or "off"),
+// BENCH_SEARCH_SECONDS (search path, per window, 2), BENCH_PROFILE (scenario name to profile, or "off"),
 // BENCH_WRITE_DOCS (1: write docs/performance.md even for a filtered run; 0: never).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -20,7 +20,7 @@ import { externalQueries, writeSmallCluster, type SmallCluster } from './cluster
 import { topSelfTime, type SelfTime } from './cpuprofile.ts';
 import { dnsperf, haveTool, latency, median, queryFile, type PerfResult } from './dnsperf.ts';
 import { memoryNames, memoryRun, memorySpecs, perObject, type MemoryRow } from './memory.ts';
-import { cliJs, freePort, memStatus, pinSelf, repoRoot, spawnNode, type Child } from './proc.ts';
+import { cliJs, cpuSeconds, freePort, memStatus, pinSelf, repoRoot, spawnNode, type Child } from './proc.ts';
 import type { PropagationResult } from './propagation.ts';
 import { runSearchPath, type SearchPathResult } from './searchpath.ts';
 
@@ -28,7 +28,7 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 5);
 const CHANGES = Number(process.env.BENCH_CHANGES ?? 1000);
-const SEARCH_SECONDS = Number(process.env.BENCH_SEARCH_SECONDS ?? 5);
+const SEARCH_SECONDS = Number(process.env.BENCH_SEARCH_SECONDS ?? 2);
 const PROFILE = process.env.BENCH_PROFILE ?? 'cluster names: kubeadm Corefile';
 const SERVER_CORE = 0;
 const CLIENT_CORE = 1;
@@ -47,6 +47,9 @@ interface Fixtures {
   cluster(): SmallCluster;
   /** What `forward` is pointed at: a resolv.conf naming the loopback upstream (or HOST:PORT, see below). */
   upstream(): Promise<{ forwardTo: string; child: Child; note: string }>;
+  /** The upstream process if a scenario started it. */
+  upstreamChild(): Child | undefined;
+  upstreamNote(): string | undefined;
   close(): Promise<void>;
 }
 
@@ -113,6 +116,8 @@ function fixtures(): Fixtures {
       }
       return up;
     },
+    upstreamChild: () => up?.child,
+    upstreamNote: () => up?.note,
     async close() {
       await up?.child.stop('SIGTERM');
     },
@@ -154,7 +159,9 @@ interface Throughput {
 }
 
 export interface ThroughputRow {
-  name: string; qps: number; qpsMin: number; qpsMax: number; ratio: number; ratioMin: number; ratioMax: number; floorQps: number;
+  name: string; qps: number; qpsMin: number; qpsMax: number; ratio: number; ratioMin: number; ratioMax: number; floorQps: number; floorRuns: number[];
+  /** Server CPU (user+system) per completed query, and the floor's, in µs; the server's CPU share while measured. */
+  cpuUs: number; floorCpuUs: number; cpuPct: number;
   target?: number; avgMs: number; p50Ms: number; p99Ms: number; rssMiB: number; lost: number; rcodes: string;
 }
 
@@ -199,35 +206,52 @@ function rcodeMix(stdout: string): string {
   return [...line.matchAll(/([A-Z]+) \d+ \(([\d.]+)%\)/g)].map((m) => `${m[1]} ${Math.round(Number(m[2]))}%`).join(', ');
 }
 
-async function measureThroughput(s: Throughput, f: Fixtures, floorPort: number, floorFile: string): Promise<ThroughputRow> {
+async function measureThroughput(s: Throughput, f: Fixtures, floor: { port: number; pid: number; file: string }): Promise<ThroughputRow> {
   const p = await ports();
   const { child } = await startServer(await s.corefile(p, f));
   try {
     const file = queryFile(s.queries(f));
     // Warm up the JIT and caches (both sides).
     dnsperf(p.dns, file, { seconds: 2, core: CLIENT_CORE });
-    dnsperf(floorPort, floorFile, { seconds: 1, core: CLIENT_CORE });
+    dnsperf(floor.port, floor.file, { seconds: 1, core: CLIENT_CORE });
     const runs: PerfResult[] = [];
     const floors: number[] = [];
     const ratios: number[] = [];
+    const cpuUs: number[] = [];
+    const floorCpuUs: number[] = [];
+    const cpuPct: number[] = [];
     let last = '';
+    const up = f.upstreamChild();
+    const upBefore = up ? await upstreamCount(up) : NaN;
     for (let i = 0; i < RUNS; i++) {
-      const fl = dnsperf(floorPort, floorFile, { seconds: SECONDS, core: CLIENT_CORE }).result.qps;
+      let c0 = cpuSeconds(floor.pid);
+      const flr = dnsperf(floor.port, floor.file, { seconds: SECONDS, core: CLIENT_CORE }).result;
+      floorCpuUs.push(((cpuSeconds(floor.pid) - c0) * 1e6) / flr.completed);
+      const fl = flr.qps;
+      c0 = cpuSeconds(child.pid);
+      const t0 = performance.now();
       const r = dnsperf(p.dns, file, { seconds: SECONDS, core: CLIENT_CORE });
+      const cpu = cpuSeconds(child.pid) - c0;
+      cpuUs.push((cpu * 1e6) / r.result.completed);
+      cpuPct.push((100 * cpu) / ((performance.now() - t0) / 1000));
       floors.push(fl);
       runs.push(r.result);
       ratios.push(r.result.qps / fl);
       last = r.stdout;
     }
+    const upQueries = up ? (await upstreamCount(up)) - upBefore : NaN;
+    const completed = runs.reduce((a, r) => a + r.completed, 0);
     const rss = memStatus(child.pid).rssMiB;
     const lat = latency(p.dns, file, LATENCY_QPS, LATENCY_SECONDS, CLIENT_CORE);
     const qs = runs.map((r) => r.qps);
     return {
       name: s.name, qps: median(qs), qpsMin: Math.min(...qs), qpsMax: Math.max(...qs),
-      ratio: median(ratios), ratioMin: Math.min(...ratios), ratioMax: Math.max(...ratios), floorQps: median(floors),
+      ratio: median(ratios), ratioMin: Math.min(...ratios), ratioMax: Math.max(...ratios), floorQps: median(floors), floorRuns: floors,
+      cpuUs: median(cpuUs), floorCpuUs: median(floorCpuUs), cpuPct: median(cpuPct),
       ...(s.target !== undefined ? { target: s.target } : {}),
       avgMs: median(runs.map((r) => r.avgMs)), p50Ms: lat.p50Ms, p99Ms: lat.p99Ms, rssMiB: rss,
-      lost: runs.reduce((a, r) => a + r.lost, 0), rcodes: rcodeMix(last),
+      lost: runs.reduce((a, r) => a + r.lost, 0),
+      rcodes: rcodeMix(last) + (up ? `; to upstream ${fmt((100 * upQueries) / completed, 2)}%` : ''),
     };
   } finally {
     // SIGKILL: the kubeadm Corefile's lameduck would hold every stop for 5 s.
@@ -237,36 +261,78 @@ async function measureThroughput(s: Throughput, f: Fixtures, floorPort: number, 
 
 // ---- search path ----
 
-export interface SearchRow { name: string; result?: SearchPathResult; upstreamPerLookup: number; serverQps: number; skipped?: string }
+export interface SearchRow {
+  name: string;
+  inFlight: number;
+  /** One result per measured window (the configurations' windows alternate). */
+  windows: Array<{ result: SearchPathResult; upstreamPerLookup: number; serverCpu: number }>;
+  skipped?: string;
+}
 
 function autopathRegistered(): boolean {
   const r = spawnSync(process.execPath, [cliJs, '-plugins'], { encoding: 'utf8' });
   return /\bautopath\b/.test(r.stdout ?? '');
 }
 
-async function measureSearchPath(f: Fixtures, withAutopath: boolean): Promise<SearchRow> {
-  const name = withAutopath ? 'search path: kubeadm + pods verified + autopath @kubernetes' : 'search path: kubeadm + pods verified, no autopath';
+const searchConfigs = [
+  { name: 'kubeadm + pods verified, no autopath', autopath: false },
+  { name: 'kubeadm + pods verified + autopath @kubernetes', autopath: true },
+] as const;
+
+/**
+ * Both configurations run at once (each its own server on core 0, idle while the other is measured);
+ * their windows alternate, so a change in the machine's load hits both. One lookup in flight gives
+ * what one pod waits; 32 in flight, what the server sustains (or the Node client: see server QPS).
+ */
+async function searchPathGroup(f: Fixtures): Promise<SearchRow[]> {
   const up = await f.upstream();
-  const p = await ports();
+  const withAutopath = autopathRegistered();
   // The client pod: a Pod in `default` whose address is the loopback address the client sends from.
   const clientIP = `127.0.0.${2 + Math.floor(Math.random() * 250)}`;
   const podDir = mkdtempSync(join(tmpdir(), 'clusterdns-bench-pod-'));
   writeFileSync(join(podDir, 'client.json'), JSON.stringify(pod('default', 'bench-client', clientIP, 'Running')));
-  const corefile = kubeadmCorefile(p, { source: `manifests ${f.cluster().dir} ${podDir}`, forwardTo: up.forwardTo, pods: 'verified', autopath: withAutopath });
-  const { child } = await startServer(corefile);
+  const names = externalQueries(1000).map((l) => l.split(' ')[0]!);
+  const servers: Array<{ port: number; child: Child } | undefined> = [];
+  const rows: SearchRow[] = [];
   try {
-    const names = externalQueries(1000).map((l) => l.split(' ')[0]!);
-    let upBefore = 0;
-    let upAfter = 0;
-    const result = await runSearchPath({
-      port: p.dns, clientIP, namespace: 'default', names, seconds: SEARCH_SECONDS, warmupSeconds: 1, inFlight: 32,
-      onMeasureStart: async () => { upBefore = await upstreamCount(up.child); },
-      onMeasureEnd: async () => { upAfter = await upstreamCount(up.child); },
-    });
-    return { name, result, upstreamPerLookup: (upAfter - upBefore) / result.lookups, serverQps: result.lookupsPerSec * result.queriesPerLookup };
+    for (const c of searchConfigs) {
+      if (c.autopath && !withAutopath) { servers.push(undefined); continue; }
+      const p = await ports();
+      const corefile = kubeadmCorefile(p, { source: `manifests ${f.cluster().dir} ${podDir}`, forwardTo: up.forwardTo, pods: 'verified', autopath: c.autopath });
+      servers.push({ port: p.dns, child: (await startServer(corefile)).child });
+    }
+    let warmed = false;
+    for (const mode of [{ inFlight: 1, rounds: 3 }, { inFlight: 32, rounds: 3 }]) {
+      const modeRows = searchConfigs.map((c, i): SearchRow => servers[i]
+        ? { name: c.name, inFlight: mode.inFlight, windows: [] }
+        : { name: c.name, inFlight: mode.inFlight, windows: [], skipped: 'autopath is not registered in src/directives.ts (clusterdns -plugins does not list it)' });
+      for (let round = 0; round < mode.rounds; round++) {
+        for (let i = 0; i < searchConfigs.length; i++) {
+          const srv = servers[i];
+          if (!srv) continue;
+          log(`bench: search path: ${searchConfigs[i]!.name}, ${mode.inFlight} in flight ...`);
+          let upBefore = 0;
+          let upAfter = 0;
+          let cpuBefore = 0;
+          let cpuAfter = 0;
+          let t0 = 0;
+          let t1 = 0;
+          const result = await runSearchPath({
+            port: srv.port, clientIP, namespace: 'default', names, seconds: SEARCH_SECONDS, warmupSeconds: 1, inFlight: mode.inFlight, warmAllNames: !warmed,
+            onMeasureStart: async () => { upBefore = await upstreamCount(up.child); cpuBefore = cpuSeconds(srv.child.pid); t0 = performance.now(); },
+            onMeasureEnd: async () => { cpuAfter = cpuSeconds(srv.child.pid); t1 = performance.now(); upAfter = await upstreamCount(up.child); },
+          });
+          modeRows[i]!.windows.push({ result, upstreamPerLookup: (upAfter - upBefore) / result.lookups, serverCpu: (cpuAfter - cpuBefore) / ((t1 - t0) / 1000) });
+        }
+        warmed = true;
+      }
+      rows.push(...modeRows);
+    }
+    if (!withAutopath) log('bench: search path with autopath: skipped: autopath is not registered in src/directives.ts');
   } finally {
-    await child.stop('SIGKILL');
+    for (const s of servers) await s?.child.stop('SIGKILL');
   }
+  return rows;
 }
 
 // ---- CPU profile ----
@@ -294,22 +360,25 @@ async function profileScenario(s: Throughput, f: Fixtures): Promise<{ top: SelfT
 
 function fmt(n: number | undefined, d = 0): string { return n !== undefined && Number.isFinite(n) ? n.toFixed(d) : '-'; }
 
-function throughputTable(rows: ThroughputRow[], floor: { qps: number; min: number; max: number; p50: number; p99: number; rss: number }): string {
+function throughputTable(rows: ThroughputRow[], floor: { qps: number; min: number; max: number; p50: number; p99: number; rss: number }, upstream: string | undefined): string {
   let t = `Throughput: dnsperf -c 8 -q 200, ${RUNS} x ${SECONDS}s per scenario, each run paired with an echo-floor run right before it; ratio = median of the per-pair ratios (min-max). Latency: dnsperf -Q ${LATENCY_QPS} for ${LATENCY_SECONDS}s.\n\n`;
-  t += '| scenario | QPS median (min-max) | x echo floor (min-max) | target | avg ms | p50 ms @10k | p99 ms @10k | RSS MiB | lost | response codes |\n|---|---|---|---|---|---|---|---|---|---|\n';
-  t += `| echo floor (node dgram) | ${fmt(floor.qps)} (${fmt(floor.min)}-${fmt(floor.max)}) | 1.00 | | | ${fmt(floor.p50, 3)} | ${fmt(floor.p99, 3)} | ${fmt(floor.rss, 1)} | | |\n`;
+  if (upstream) t += `Upstream for the kubeadm Corefile: test/bench/upstream.ts on core 1, ${upstream}; "to upstream" is the share of the scenario's queries the upstream saw.\n\n`;
+  t += 'CPU us/query = the server\'s user+system CPU time per completed query (from /proc/PID/stat); less disturbed by other load than QPS. "x floor by CPU" = floor CPU us/query / scenario CPU us/query. CPU % = the server\'s share of core 0 during its runs (near 100: the server is the bottleneck, not dnsperf).\n\n';
+  t += '| scenario | QPS median (min-max) | x echo floor (min-max) | target | CPU us/query | x floor by CPU | CPU % | avg ms | p50 ms @10k | p99 ms @10k | RSS MiB | lost | response codes |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n';
+  const floorCpu = rows.length ? median(rows.map((r) => r.floorCpuUs)) : NaN;
+  t += `| echo floor (node dgram) | ${fmt(floor.qps)} (${fmt(floor.min)}-${fmt(floor.max)}) | 1.00 | | ${fmt(floorCpu, 1)} | 1.00 | | | ${fmt(floor.p50, 3)} | ${fmt(floor.p99, 3)} | ${fmt(floor.rss, 1)} | | |\n`;
   for (const r of rows) {
     const target = r.target === undefined ? '' : `>= ${r.target.toFixed(2)} ${r.ratio >= r.target ? 'met' : 'NOT met'}`;
-    t += `| ${r.name} | ${fmt(r.qps)} (${fmt(r.qpsMin)}-${fmt(r.qpsMax)}) | ${fmt(r.ratio, 2)} (${fmt(r.ratioMin, 2)}-${fmt(r.ratioMax, 2)}) | ${target} | ${fmt(r.avgMs, 3)} | ${fmt(r.p50Ms, 3)} | ${fmt(r.p99Ms, 3)} | ${fmt(r.rssMiB, 1)} | ${r.lost} | ${r.rcodes} |\n`;
+    t += `| ${r.name} | ${fmt(r.qps)} (${fmt(r.qpsMin)}-${fmt(r.qpsMax)}) | ${fmt(r.ratio, 2)} (${fmt(r.ratioMin, 2)}-${fmt(r.ratioMax, 2)}) | ${target} | ${fmt(r.cpuUs, 1)} | ${fmt(r.floorCpuUs / r.cpuUs, 2)} | ${fmt(r.cpuPct)} | ${fmt(r.avgMs, 3)} | ${fmt(r.p50Ms, 3)} | ${fmt(r.p99Ms, 3)} | ${fmt(r.rssMiB, 1)} | ${r.lost} | ${r.rcodes} |\n`;
   }
   return t;
 }
 
 function memoryTables(rows: MemoryRow[]): string {
-  let t = `Memory and sync: clusterdns with \`kubernetes cluster.local { kubeconfig FILE }\` (+ \`pods verified\` where said) against the test API server (pages of 500); RSS from /proc (VmHWM, VmRSS sampled every 50 ms); idle ${IDLE_SECONDS}s before the steady reading; forced GC through the inspector. Targets (10k services, 100k endpoints): steady <= 100 MiB, peak <= 1.2x steady, ready <= 3 s.\n\n`;
-  t += '| cluster | ready s | sync peak MiB | steady MiB | peak / steady | after GC MiB | V8 heap used MiB | relist peak MiB | relist peak / steady | relist s |\n|---|---|---|---|---|---|---|---|---|---|\n';
+  let t = `Memory and sync: clusterdns (with --inspect=127.0.0.1:0 for the forced GC) with \`ready\` and \`kubernetes cluster.local { kubeconfig FILE }\` (+ \`pods verified\` where said) against the test API server in the bench process (core 1, pages of 500). ready = spawn to /ready 200 (in brackets: spawn to the first list request, and to the last page requested). sync peak = VmHWM after the initial sync and ${IDLE_SECONDS} s idle; steady = VmRSS after that idle time (V8 seldom gives memory back on its own, so it is usually the peak); after GC = VmRSS right after a forced full GC. Relist: the watches are dropped and the history compacted, each kind resumes into 410 Gone and lists again; relist s = drop to last page requested (includes client-node's 1 s reconnect delay); relist peak = highest VmRSS/VmHWM until the watches re-open (+1 s). Targets for 10k services / 100k endpoints: steady <= 100 MiB, peak <= 1.2x steady, ready <= 3 s.\n\n`;
+  t += '| cluster | ready s (first list, last page) | sync peak MiB | steady MiB | after GC MiB | V8 heap MiB | sync peak / steady | sync peak / after GC | relist peak MiB | relist peak / after GC | relist s |\n|---|---|---|---|---|---|---|---|---|---|---|\n';
   for (const r of rows) {
-    t += `| ${r.name.replace(/^memory: /, '')} | ${fmt(r.readyMs / 1000, 2)} | ${fmt(r.syncPeakMiB, 1)} | ${fmt(r.steadyMiB, 1)} | ${fmt(r.syncPeakMiB / r.steadyMiB, 2)} | ${fmt(r.gcRssMiB, 1)} | ${fmt(r.heapUsedMiB, 1)} | ${fmt(r.relistPeakMiB, 1)} | ${fmt(r.relistPeakMiB / r.steadyMiB, 2)} | ${fmt(r.relistMs / 1000, 2)} |\n`;
+    t += `| ${r.name.replace(/^memory: /, '')} | ${fmt(r.readyMs / 1000, 2)} (${fmt(r.firstListMs / 1000, 2)}, ${fmt(r.lastPageMs / 1000, 2)}) | ${fmt(r.syncPeakMiB, 1)} | ${fmt(r.steadyMiB, 1)} | ${fmt(r.gcRssMiB, 1)} | ${fmt(r.heapUsedMiB, 1)} | ${fmt(r.syncPeakMiB / r.steadyMiB, 2)} | ${fmt(r.syncPeakMiB / r.gcRssMiB, 2)} | ${fmt(r.relistPeakMiB, 1)} | ${fmt(r.relistPeakMiB / r.gcRssMiB, 2)} | ${fmt(r.relistMs / 1000, 2)} |\n`;
   }
   const per = perObject(rows);
   if (per.length > 0) {
@@ -326,12 +395,16 @@ function propagationTable(r: PropagationResult): string {
 }
 
 function searchTable(rows: SearchRow[], floorQps: number): string {
-  let t = `Search path: external names (1,000, cached upstream answers) looked up as a pod's resolver does (ndots:5, search default.svc.cluster.local svc.cluster.local cluster.local; A and AAAA together per candidate), 32 lookups in flight for ${SEARCH_SECONDS}s from a Node client on core 1.\n\n`;
-  t += '| configuration | lookups/s | DNS queries per lookup | upstream queries per lookup | server QPS (x echo floor) | lookup p50 ms | lookup p99 ms | failed | timeouts |\n|---|---|---|---|---|---|---|---|---|\n';
+  let t = `Search path: 1,000 external names (answers cached after the first lookup) looked up as a pod's resolver does (ndots:5, search default.svc.cluster.local svc.cluster.local cluster.local; A and AAAA together per candidate) by a Node client on core 1; the two configurations' ${SEARCH_SECONDS}s windows alternate. Lookups/s: median of the windows (min-max). Server QPS = lookups/s x queries per lookup; server CPU = the server's user+system time over the window (100% = core 0 saturated).\n\n`;
+  t += '| configuration | lookups in flight | lookups/s (min-max) | DNS queries per lookup | upstream queries per lookup | server QPS (x echo floor) | server CPU % | server CPU us per lookup | lookup p50 ms | lookup p99 ms | failed | timeouts |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n';
   for (const r of rows) {
-    if (!r.result) { t += `| ${r.name} | skipped: ${r.skipped} | | | | | | | |\n`; continue; }
-    const x = r.result;
-    t += `| ${r.name} | ${fmt(x.lookupsPerSec)} | ${fmt(x.queriesPerLookup, 2)} | ${fmt(r.upstreamPerLookup, 2)} | ${fmt(r.serverQps)} (${fmt(r.serverQps / floorQps, 2)}) | ${fmt(x.p50Ms, 2)} | ${fmt(x.p99Ms, 2)} | ${x.failed} | ${x.timeouts} |\n`;
+    if (r.skipped || r.windows.length === 0) { t += `| ${r.name} | ${r.inFlight} | skipped: ${r.skipped ?? 'no data'} | | | | | | | | | |\n`; continue; }
+    const w = r.windows;
+    const lps = w.map((x) => x.result.lookupsPerSec);
+    const mid = median(lps);
+    const pick = w.find((x) => x.result.lookupsPerSec === mid)!;
+    const qpl = pick.result.queriesPerLookup;
+    t += `| ${r.name} | ${r.inFlight} | ${fmt(mid)} (${fmt(Math.min(...lps))}-${fmt(Math.max(...lps))}) | ${fmt(qpl, 2)} | ${fmt(pick.upstreamPerLookup, 2)} | ${fmt(mid * qpl)} (${fmt((mid * qpl) / floorQps, 2)}) | ${fmt(100 * pick.serverCpu)} | ${fmt((pick.serverCpu * 1e6) / mid)} | ${fmt(pick.result.p50Ms, 3)} | ${fmt(pick.result.p99Ms, 3)} | ${w.reduce((a, x) => a + x.result.failed, 0)} | ${w.reduce((a, x) => a + x.result.timeouts, 0)} |\n`;
   }
   return t;
 }
@@ -399,9 +472,9 @@ async function main(): Promise<void> {
       const floorRuns: number[] = [];
       for (const s of tput) {
         log(`bench: ${s.name} ...`);
-        const r = await measureThroughput(s, f, floorPort, floorFile);
+        const r = await measureThroughput(s, f, { port: floorPort, pid: echo.pid, file: floorFile });
         rows.push(r);
-        floorRuns.push(r.floorQps);
+        floorRuns.push(...r.floorRuns);
       }
       if (floorRuns.length === 0) floorRuns.push(dnsperf(floorPort, floorFile, { seconds: SECONDS, core: CLIENT_CORE }).result.qps);
       floorQps = median(floorRuns);
@@ -409,7 +482,7 @@ async function main(): Promise<void> {
         const lat = latency(floorPort, floorFile, LATENCY_QPS, LATENCY_SECONDS, CLIENT_CORE);
         out('Throughput (ratio to the echo floor)', throughputTable(rows, {
           qps: floorQps, min: Math.min(...floorRuns), max: Math.max(...floorRuns), p50: lat.p50Ms, p99: lat.p99Ms, rss: memStatus(echo.pid).rssMiB,
-        }));
+        }, f.upstreamNote()));
       }
     }
 
@@ -432,17 +505,7 @@ async function main(): Promise<void> {
 
     // Search path with and without autopath.
     if (wantSearch) {
-      const rows: SearchRow[] = [];
-      log('bench: search path without autopath ...');
-      rows.push(await measureSearchPath(f, false));
-      if (autopathRegistered()) {
-        log('bench: search path with autopath ...');
-        rows.push(await measureSearchPath(f, true));
-      } else {
-        const why = 'autopath is not registered in src/directives.ts (clusterdns -plugins does not list it)';
-        log(`bench: search path with autopath: skipped: ${why}`);
-        rows.push({ name: 'search path: kubeadm + pods verified + autopath @kubernetes', upstreamPerLookup: NaN, serverQps: NaN, skipped: why });
-      }
+      const rows = await searchPathGroup(f);
       out('Search path (autopath)', searchTable(rows, floorQps));
     }
 
