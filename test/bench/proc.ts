@@ -1,13 +1,27 @@
 // Process plumbing for the benchmarks: pinned child processes, free ports, /proc memory readings, and a
 // forced GC through the V8 inspector (the only way to collect garbage in another process).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export const repoRoot = join(import.meta.dirname, '../..');
 /** The compiled entry point, as production runs it (type stripping costs ~30 MiB of RSS). */
 export const cliJs = join(repoRoot, 'dist/src/cli.js');
+
+const tempDirs: string[] = [];
+
+/** A new directory under the system temp dir, removed by removeTempDirs(). */
+export function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `clusterdns-bench-${prefix}-`));
+  tempDirs.push(dir);
+  return dir;
+}
+
+export function removeTempDirs(): void {
+  for (const d of tempDirs.splice(0)) rmSync(d, { recursive: true, force: true });
+}
 
 export function haveTaskset(): boolean {
   return spawnSync('sh', ['-c', 'command -v taskset']).status === 0;
@@ -104,6 +118,15 @@ export function cpuSeconds(pid: number): number {
   // Fields after the parenthesised command name; utime and stime are fields 14 and 15 (1-based).
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+/** Busy and idle seconds of one core so far, from /proc/stat (clock ticks of 1/100 s). */
+export function coreSeconds(core: number): { busy: number; idle: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n').find((l) => l.startsWith(`cpu${core} `));
+  if (!line) return { busy: NaN, idle: NaN };
+  // user nice system idle iowait irq softirq steal ...
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number) as number[];
+  return { busy: (user! + nice! + system! + irq! + softirq! + (steal ?? 0)) / 100, idle: (idle! + iowait!) / 100 };
 }
 
 /** Reset VmHWM to the current RSS (Linux ≥ 4.0, "5" > clear_refs). False when not allowed. */

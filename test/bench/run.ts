@@ -20,7 +20,7 @@ import { externalQueries, writeSmallCluster, type SmallCluster } from './cluster
 import { topSelfTime, type SelfTime } from './cpuprofile.ts';
 import { dnsperf, haveTool, latency, median, queryFile, type PerfResult } from './dnsperf.ts';
 import { memoryNames, memoryRun, memorySpecs, perObject, type MemoryRow } from './memory.ts';
-import { cliJs, cpuSeconds, freePort, memStatus, pinSelf, repoRoot, spawnNode, type Child } from './proc.ts';
+import { cliJs, coreSeconds, cpuSeconds, freePort, memStatus, pinSelf, removeTempDirs, repoRoot, spawnNode, tempDir, type Child } from './proc.ts';
 import type { PropagationResult } from './propagation.ts';
 import { runSearchPath, type SearchPathResult } from './searchpath.ts';
 
@@ -57,11 +57,12 @@ interface Fixtures {
  * The kubeadm Corefile with loopback addresses: `bind 127.0.0.1`, health/ready/prometheus on 127.0.0.1
  * high ports, forward to a temp resolv.conf. `source` is the kubernetes plugin's data source line.
  */
-export function kubeadmCorefile(p: Ports, o: { source: string; forwardTo: string; pods?: 'insecure' | 'verified'; autopath?: boolean; lameduck?: boolean }): string {
+export function kubeadmCorefile(p: Ports, o: { source: string; forwardTo: string; pods?: 'insecure' | 'verified'; autopath?: boolean }): string {
   return `.:${p.dns} {
     bind 127.0.0.1
     errors
-    health 127.0.0.1:${p.health} {${o.lameduck === false ? '' : '\n       lameduck 5s'}
+    health 127.0.0.1:${p.health} {
+       lameduck 5s
     }
     ready 127.0.0.1:${p.ready}
     kubernetes cluster.local in-addr.arpa ip6.arpa {
@@ -90,7 +91,7 @@ function fixtures(): Fixtures {
   let up: { forwardTo: string; child: Child; note: string } | undefined;
   return {
     cluster() {
-      cluster ??= writeSmallCluster(mkdtempSync(join(tmpdir(), 'clusterdns-bench-cluster-')));
+      cluster ??= writeSmallCluster(tempDir('cluster'));
       return cluster;
     },
     async upstream() {
@@ -102,10 +103,10 @@ function fixtures(): Fixtures {
       let child = spawnNode(script, [addr, '53'], { core: CLIENT_CORE });
       try {
         await child.waitFor(/listening/, 10_000);
-        const dir = mkdtempSync(join(tmpdir(), 'clusterdns-bench-resolv-'));
+        const dir = tempDir('resolv');
         const resolv = join(dir, 'resolv.conf');
         writeFileSync(resolv, `# clusterdns bench: the loopback upstream (test/bench/upstream.ts)\nnameserver ${addr}\n`);
-        up = { forwardTo: resolv, child, note: `forward . ${resolv} (nameserver ${addr}, port 53)` };
+        up = { forwardTo: resolv, child, note: `forward . TMP/resolv.conf (nameserver ${addr}, port 53)` };
       } catch {
         // Not root (port 53 needs it) or the address is taken: point forward at HOST:PORT directly.
         await child.stop('SIGKILL');
@@ -141,7 +142,7 @@ async function ports(): Promise<Ports> {
 }
 
 async function startServer(corefile: string, nodeArgs: string[] = []): Promise<{ child: Child; dir: string }> {
-  const dir = mkdtempSync(join(tmpdir(), 'clusterdns-bench-'));
+  const dir = tempDir('server');
   writeFileSync(join(dir, 'Corefile'), corefile);
   const child = spawnNode(cliJs, ['-conf', join(dir, 'Corefile')], { core: SERVER_CORE, nodeArgs });
   await child.waitFor(/clusterdns-/, 60_000);
@@ -162,6 +163,10 @@ export interface ThroughputRow {
   name: string; qps: number; qpsMin: number; qpsMax: number; ratio: number; ratioMin: number; ratioMax: number; floorQps: number; floorRuns: number[];
   /** Server CPU (user+system) per completed query, and the floor's, in µs; the server's CPU share while measured. */
   cpuUs: number; floorCpuUs: number; cpuPct: number;
+  /** Core 0 during the scenario's runs: busy with anything but the server (other processes, interrupts), and idle, in %. */
+  otherPct: number; idlePct: number;
+  /** The same for the floor's runs paired with this scenario. */
+  floorCpuPct: number; floorOtherPct: number; floorIdlePct: number;
   target?: number; avgMs: number; p50Ms: number; p99Ms: number; rssMiB: number; lost: number; rcodes: string;
 }
 
@@ -220,20 +225,34 @@ async function measureThroughput(s: Throughput, f: Fixtures, floor: { port: numb
     const cpuUs: number[] = [];
     const floorCpuUs: number[] = [];
     const cpuPct: number[] = [];
+    const otherPct: number[] = [];
+    const idlePct: number[] = [];
+    const floorCore: Array<{ cpu: number; other: number; idle: number }> = [];
     let last = '';
     const up = f.upstreamChild();
     const upBefore = up ? await upstreamCount(up) : NaN;
     for (let i = 0; i < RUNS; i++) {
       let c0 = cpuSeconds(floor.pid);
+      const fcore0 = coreSeconds(SERVER_CORE);
+      const ft0 = performance.now();
       const flr = dnsperf(floor.port, floor.file, { seconds: SECONDS, core: CLIENT_CORE }).result;
-      floorCpuUs.push(((cpuSeconds(floor.pid) - c0) * 1e6) / flr.completed);
+      const fcpu = cpuSeconds(floor.pid) - c0;
+      const fel = (performance.now() - ft0) / 1000;
+      const fcore1 = coreSeconds(SERVER_CORE);
+      floorCpuUs.push((fcpu * 1e6) / flr.completed);
+      floorCore.push({ cpu: (100 * fcpu) / fel, other: (100 * Math.max(0, fcore1.busy - fcore0.busy - fcpu)) / fel, idle: (100 * (fcore1.idle - fcore0.idle)) / fel });
       const fl = flr.qps;
       c0 = cpuSeconds(child.pid);
+      const core0 = coreSeconds(SERVER_CORE);
       const t0 = performance.now();
       const r = dnsperf(p.dns, file, { seconds: SECONDS, core: CLIENT_CORE });
       const cpu = cpuSeconds(child.pid) - c0;
+      const elapsed = (performance.now() - t0) / 1000;
+      const core1 = coreSeconds(SERVER_CORE);
       cpuUs.push((cpu * 1e6) / r.result.completed);
-      cpuPct.push((100 * cpu) / ((performance.now() - t0) / 1000));
+      cpuPct.push((100 * cpu) / elapsed);
+      otherPct.push((100 * Math.max(0, core1.busy - core0.busy - cpu)) / elapsed);
+      idlePct.push((100 * (core1.idle - core0.idle)) / elapsed);
       floors.push(fl);
       runs.push(r.result);
       ratios.push(r.result.qps / fl);
@@ -247,7 +266,8 @@ async function measureThroughput(s: Throughput, f: Fixtures, floor: { port: numb
     return {
       name: s.name, qps: median(qs), qpsMin: Math.min(...qs), qpsMax: Math.max(...qs),
       ratio: median(ratios), ratioMin: Math.min(...ratios), ratioMax: Math.max(...ratios), floorQps: median(floors), floorRuns: floors,
-      cpuUs: median(cpuUs), floorCpuUs: median(floorCpuUs), cpuPct: median(cpuPct),
+      cpuUs: median(cpuUs), floorCpuUs: median(floorCpuUs), cpuPct: median(cpuPct), otherPct: median(otherPct), idlePct: median(idlePct),
+      floorCpuPct: median(floorCore.map((x) => x.cpu)), floorOtherPct: median(floorCore.map((x) => x.other)), floorIdlePct: median(floorCore.map((x) => x.idle)),
       ...(s.target !== undefined ? { target: s.target } : {}),
       avgMs: median(runs.map((r) => r.avgMs)), p50Ms: lat.p50Ms, p99Ms: lat.p99Ms, rssMiB: rss,
       lost: runs.reduce((a, r) => a + r.lost, 0),
@@ -265,7 +285,7 @@ export interface SearchRow {
   name: string;
   inFlight: number;
   /** One result per measured window (the configurations' windows alternate). */
-  windows: Array<{ result: SearchPathResult; upstreamPerLookup: number; serverCpu: number }>;
+  windows: Array<{ result: SearchPathResult; upstreamPerLookup: number; serverCpu: number; otherCpu: number; idle: number }>;
   skipped?: string;
 }
 
@@ -289,7 +309,7 @@ async function searchPathGroup(f: Fixtures): Promise<SearchRow[]> {
   const withAutopath = autopathRegistered();
   // The client pod: a Pod in `default` whose address is the loopback address the client sends from.
   const clientIP = `127.0.0.${2 + Math.floor(Math.random() * 250)}`;
-  const podDir = mkdtempSync(join(tmpdir(), 'clusterdns-bench-pod-'));
+  const podDir = tempDir('pod');
   writeFileSync(join(podDir, 'client.json'), JSON.stringify(pod('default', 'bench-client', clientIP, 'Running')));
   const names = externalQueries(1000).map((l) => l.split(' ')[0]!);
   const servers: Array<{ port: number; child: Child } | undefined> = [];
@@ -317,12 +337,15 @@ async function searchPathGroup(f: Fixtures): Promise<SearchRow[]> {
           let cpuAfter = 0;
           let t0 = 0;
           let t1 = 0;
+          let core0 = { busy: 0, idle: 0 };
+          let core1 = { busy: 0, idle: 0 };
           const result = await runSearchPath({
             port: srv.port, clientIP, namespace: 'default', names, seconds: SEARCH_SECONDS, warmupSeconds: 1, inFlight: mode.inFlight, warmAllNames: !warmed,
-            onMeasureStart: async () => { upBefore = await upstreamCount(up.child); cpuBefore = cpuSeconds(srv.child.pid); t0 = performance.now(); },
-            onMeasureEnd: async () => { cpuAfter = cpuSeconds(srv.child.pid); t1 = performance.now(); upAfter = await upstreamCount(up.child); },
+            onMeasureStart: async () => { upBefore = await upstreamCount(up.child); cpuBefore = cpuSeconds(srv.child.pid); core0 = coreSeconds(SERVER_CORE); t0 = performance.now(); },
+            onMeasureEnd: async () => { cpuAfter = cpuSeconds(srv.child.pid); core1 = coreSeconds(SERVER_CORE); t1 = performance.now(); upAfter = await upstreamCount(up.child); },
           });
-          modeRows[i]!.windows.push({ result, upstreamPerLookup: (upAfter - upBefore) / result.lookups, serverCpu: (cpuAfter - cpuBefore) / ((t1 - t0) / 1000) });
+          modeRows[i]!.windows.push({ result, upstreamPerLookup: (upAfter - upBefore) / result.lookups, serverCpu: (cpuAfter - cpuBefore) / ((t1 - t0) / 1000),
+            otherCpu: Math.max(0, core1.busy - core0.busy - (cpuAfter - cpuBefore)) / ((t1 - t0) / 1000), idle: (core1.idle - core0.idle) / ((t1 - t0) / 1000) });
         }
         warmed = true;
       }
@@ -353,6 +376,7 @@ async function profileScenario(s: Throughput, f: Fixtures): Promise<{ top: SelfT
   const prof = readdirSync(profDir).find((x) => x.endsWith('.cpuprofile'));
   if (!prof) throw new Error('no .cpuprofile written');
   const { top, busyMs } = topSelfTime(join(profDir, prof), 10);
+  log(`bench: profile kept at ${join(profDir, prof)} (node test/bench/cpuprofile.ts FILE 30 for more)`);
   return { top, busyMs, file: join(profDir, prof) };
 }
 
@@ -363,13 +387,14 @@ function fmt(n: number | undefined, d = 0): string { return n !== undefined && N
 function throughputTable(rows: ThroughputRow[], floor: { qps: number; min: number; max: number; p50: number; p99: number; rss: number }, upstream: string | undefined): string {
   let t = `Throughput: dnsperf -c 8 -q 200, ${RUNS} x ${SECONDS}s per scenario, each run paired with an echo-floor run right before it; ratio = median of the per-pair ratios (min-max). Latency: dnsperf -Q ${LATENCY_QPS} for ${LATENCY_SECONDS}s.\n\n`;
   if (upstream) t += `Upstream for the kubeadm Corefile: test/bench/upstream.ts on core 1, ${upstream}; "to upstream" is the share of the scenario's queries the upstream saw.\n\n`;
-  t += 'CPU us/query = the server\'s user+system CPU time per completed query (from /proc/PID/stat); less disturbed by other load than QPS. "x floor by CPU" = floor CPU us/query / scenario CPU us/query. CPU % = the server\'s share of core 0 during its runs (near 100: the server is the bottleneck, not dnsperf).\n\n';
-  t += '| scenario | QPS median (min-max) | x echo floor (min-max) | target | CPU us/query | x floor by CPU | CPU % | avg ms | p50 ms @10k | p99 ms @10k | RSS MiB | lost | response codes |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n';
+  t += 'CPU us/query = the server\'s user+system CPU time per completed query (from /proc/PID/stat); less disturbed by other load than QPS. "x floor by CPU" = floor CPU us/query / scenario CPU us/query. Core 0 = how core 0 was used during the scenario\'s runs: by the server / by anything else (other processes on this shared machine, interrupts and softirq, including the kernel\'s own loopback work) / idle. A server share well below 100 with little idle means contention: the QPS ratio is then less trustworthy than the CPU ratio.\n\n';
+  t += '| scenario | QPS median (min-max) | x echo floor (min-max) | target | CPU us/query | x floor by CPU | core 0: server / other / idle % | avg ms | p50 ms @10k | p99 ms @10k | RSS MiB | lost | response codes |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n';
   const floorCpu = rows.length ? median(rows.map((r) => r.floorCpuUs)) : NaN;
-  t += `| echo floor (node dgram) | ${fmt(floor.qps)} (${fmt(floor.min)}-${fmt(floor.max)}) | 1.00 | | ${fmt(floorCpu, 1)} | 1.00 | | | ${fmt(floor.p50, 3)} | ${fmt(floor.p99, 3)} | ${fmt(floor.rss, 1)} | | |\n`;
+  const fc = (k: 'floorCpuPct' | 'floorOtherPct' | 'floorIdlePct') => fmt(rows.length ? median(rows.map((r) => r[k])) : NaN);
+  t += `| echo floor (node dgram) | ${fmt(floor.qps)} (${fmt(floor.min)}-${fmt(floor.max)}) | 1.00 | | ${fmt(floorCpu, 1)} | 1.00 | ${fc('floorCpuPct')} / ${fc('floorOtherPct')} / ${fc('floorIdlePct')} | | ${fmt(floor.p50, 3)} | ${fmt(floor.p99, 3)} | ${fmt(floor.rss, 1)} | | |\n`;
   for (const r of rows) {
     const target = r.target === undefined ? '' : `>= ${r.target.toFixed(2)} ${r.ratio >= r.target ? 'met' : 'NOT met'}`;
-    t += `| ${r.name} | ${fmt(r.qps)} (${fmt(r.qpsMin)}-${fmt(r.qpsMax)}) | ${fmt(r.ratio, 2)} (${fmt(r.ratioMin, 2)}-${fmt(r.ratioMax, 2)}) | ${target} | ${fmt(r.cpuUs, 1)} | ${fmt(r.floorCpuUs / r.cpuUs, 2)} | ${fmt(r.cpuPct)} | ${fmt(r.avgMs, 3)} | ${fmt(r.p50Ms, 3)} | ${fmt(r.p99Ms, 3)} | ${fmt(r.rssMiB, 1)} | ${r.lost} | ${r.rcodes} |\n`;
+    t += `| ${r.name} | ${fmt(r.qps)} (${fmt(r.qpsMin)}-${fmt(r.qpsMax)}) | ${fmt(r.ratio, 2)} (${fmt(r.ratioMin, 2)}-${fmt(r.ratioMax, 2)}) | ${target} | ${fmt(r.cpuUs, 1)} | ${fmt(r.floorCpuUs / r.cpuUs, 2)} | ${fmt(r.cpuPct)} / ${fmt(r.otherPct)} / ${fmt(r.idlePct)} | ${fmt(r.avgMs, 3)} | ${fmt(r.p50Ms, 3)} | ${fmt(r.p99Ms, 3)} | ${fmt(r.rssMiB, 1)} | ${r.lost} | ${r.rcodes} |\n`;
   }
   return t;
 }
@@ -395,8 +420,8 @@ function propagationTable(r: PropagationResult): string {
 }
 
 function searchTable(rows: SearchRow[], floorQps: number): string {
-  let t = `Search path: 1,000 external names (answers cached after the first lookup) looked up as a pod's resolver does (ndots:5, search default.svc.cluster.local svc.cluster.local cluster.local; A and AAAA together per candidate) by a Node client on core 1; the two configurations' ${SEARCH_SECONDS}s windows alternate. Lookups/s: median of the windows (min-max). Server QPS = lookups/s x queries per lookup; server CPU = the server's user+system time over the window (100% = core 0 saturated).\n\n`;
-  t += '| configuration | lookups in flight | lookups/s (min-max) | DNS queries per lookup | upstream queries per lookup | server QPS (x echo floor) | server CPU % | server CPU us per lookup | lookup p50 ms | lookup p99 ms | failed | timeouts |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n';
+  let t = `Search path: 1,000 external names (answers cached after the first lookup) looked up as a pod's resolver does (ndots:5, search default.svc.cluster.local svc.cluster.local cluster.local; A and AAAA together per candidate) by a Node client on core 1; the two configurations' ${SEARCH_SECONDS}s windows alternate. Lookups/s: median of the windows (min-max). Server QPS = lookups/s x queries per lookup; core 0 as in the throughput table; server CPU us per lookup = the server's user+system time over the window / lookups.\n\n`;
+  t += '| configuration | lookups in flight | lookups/s (min-max) | DNS queries per lookup | upstream queries per lookup | server QPS (x echo floor) | core 0: server / other / idle % | server CPU us per lookup | lookup p50 ms | lookup p99 ms | failed | timeouts |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n';
   for (const r of rows) {
     if (r.skipped || r.windows.length === 0) { t += `| ${r.name} | ${r.inFlight} | skipped: ${r.skipped ?? 'no data'} | | | | | | | | | |\n`; continue; }
     const w = r.windows;
@@ -404,7 +429,7 @@ function searchTable(rows: SearchRow[], floorQps: number): string {
     const mid = median(lps);
     const pick = w.find((x) => x.result.lookupsPerSec === mid)!;
     const qpl = pick.result.queriesPerLookup;
-    t += `| ${r.name} | ${r.inFlight} | ${fmt(mid)} (${fmt(Math.min(...lps))}-${fmt(Math.max(...lps))}) | ${fmt(qpl, 2)} | ${fmt(pick.upstreamPerLookup, 2)} | ${fmt(mid * qpl)} (${fmt((mid * qpl) / floorQps, 2)}) | ${fmt(100 * pick.serverCpu)} | ${fmt((pick.serverCpu * 1e6) / mid)} | ${fmt(pick.result.p50Ms, 3)} | ${fmt(pick.result.p99Ms, 3)} | ${w.reduce((a, x) => a + x.result.failed, 0)} | ${w.reduce((a, x) => a + x.result.timeouts, 0)} |\n`;
+    t += `| ${r.name} | ${r.inFlight} | ${fmt(mid)} (${fmt(Math.min(...lps))}-${fmt(Math.max(...lps))}) | ${fmt(qpl, 2)} | ${fmt(pick.upstreamPerLookup, 2)} | ${fmt(mid * qpl)} (${fmt((mid * qpl) / floorQps, 2)}) | ${fmt(100 * pick.serverCpu)} / ${fmt(100 * pick.otherCpu)} / ${fmt(100 * pick.idle)} | ${fmt((pick.serverCpu * 1e6) / mid)} | ${fmt(pick.result.p50Ms, 3)} | ${fmt(pick.result.p99Ms, 3)} | ${w.reduce((a, x) => a + x.result.failed, 0)} | ${w.reduce((a, x) => a + x.result.timeouts, 0)} |\n`;
   }
   return t;
 }
@@ -449,6 +474,19 @@ async function main(): Promise<void> {
   log(`bench: ${header}`);
   const f = fixtures();
   const sections: string[] = [];
+  const failures: string[] = [];
+  /** Run one scenario; a failure is reported and the others still run. */
+  const attempt = async <T>(what: string, fn: () => Promise<T>): Promise<T | undefined> => {
+    try {
+      return await fn();
+    } catch (e) {
+      const msg = `${what} failed: ${(e as Error).message.split('\n')[0]}`;
+      log(`bench: ${msg}`);
+      failures.push(msg);
+      process.exitCode = 1;
+      return undefined;
+    }
+  };
   const out = (title: string, table: string) => {
     process.stdout.write(`\n## ${title}\n\n${table}`);
     sections.push(`### ${title}\n\n${table}`);
@@ -472,7 +510,8 @@ async function main(): Promise<void> {
       const floorRuns: number[] = [];
       for (const s of tput) {
         log(`bench: ${s.name} ...`);
-        const r = await measureThroughput(s, f, { port: floorPort, pid: echo.pid, file: floorFile });
+        const r = await attempt(s.name, () => measureThroughput(s, f, { port: floorPort, pid: echo!.pid, file: floorFile }));
+        if (!r) continue;
         rows.push(r);
         floorRuns.push(...r.floorRuns);
       }
@@ -495,25 +534,27 @@ async function main(): Promise<void> {
       for (const spec of specs) {
         log(`bench: ${spec.name} ...`);
         const main = spec.name === memoryNames.main && wantPropagation;
-        const r = await memoryRun(spec, { core: SERVER_CORE, idleSeconds: IDLE_SECONDS, ...(main ? { propagation: CHANGES } : {}), log });
+        const r = await attempt(spec.name, () => memoryRun(spec, { core: SERVER_CORE, idleSeconds: IDLE_SECONDS, ...(main ? { propagation: CHANGES } : {}), log }));
+        if (!r) continue;
         rows.push(r.row);
         if (r.propagation) prop = r.propagation;
       }
-      out('Memory and sync', memoryTables(rows));
+      if (rows.length > 0) out('Memory and sync', memoryTables(rows));
       if (prop) out('Propagation', propagationTable(prop));
     }
 
     // Search path with and without autopath.
     if (wantSearch) {
-      const rows = await searchPathGroup(f);
-      out('Search path (autopath)', searchTable(rows, floorQps));
+      const rows = await attempt('search path', () => searchPathGroup(f));
+      if (rows) out('Search path (autopath)', searchTable(rows, floorQps));
     }
 
     if (wantProfile) {
       const s = throughputScenarios.find((x) => x.name === PROFILE);
       if (s) {
         log(`bench: CPU profile of ${s.name} ...`);
-        out('CPU profile', profileTable(s.name, await profileScenario(s, f)));
+        const prof = await attempt('CPU profile', () => profileScenario(s, f));
+        if (prof) out('CPU profile', profileTable(s.name, prof));
       } else {
         log(`bench: BENCH_PROFILE="${PROFILE}" names no throughput scenario`);
       }
@@ -521,6 +562,7 @@ async function main(): Promise<void> {
   } finally {
     await echo?.stop('SIGTERM');
     await f.close();
+    removeTempDirs();
   }
 
   if (selected('codec')) {
@@ -536,6 +578,7 @@ async function main(): Promise<void> {
     }
   }
 
+  if (failures.length > 0) out('Failures', failures.map((x) => `* ${x}\n`).join(''));
   const took = (Date.now() - started) / 1000;
   const footer = `${header}; load average at end ${loadavg().map((x) => x.toFixed(2)).join(' ')}; ${took.toFixed(0)} s in all.`;
   process.stdout.write(`\n${footer}\n`);
