@@ -2,6 +2,7 @@
 // how the Corefile lists them. Names CoreDNS knows but clusterdns does not implement are kept so the
 // error can say "not supported" instead of "unknown".
 import type { PluginDef } from './plugin.ts';
+import { plugin as autopath } from '../plugins/autopath/index.ts';
 import { plugin as bind } from '../plugins/bind/index.ts';
 import { plugin as bufsize } from '../plugins/bufsize/index.ts';
 import { plugin as cache } from '../plugins/cache/index.ts';
@@ -31,7 +32,7 @@ export const coreDnsOrder = [
 type AnyPlugin = PluginDef<any>;
 
 const implemented: AnyPlugin[] = [
-  bind, bufsize, cache, errors, forward, health, hosts, kubernetes, loadbalance, log, loop, prometheus, ready, reload, whoami,
+  autopath, bind, bufsize, cache, errors, forward, health, hosts, kubernetes, loadbalance, log, loop, prometheus, ready, reload, whoami,
 ];
 
 /** Implemented plugins in chain order. */

@@ -89,7 +89,7 @@ export async function main(argv: string[], log: Logger = createLogger()): Promis
   try {
     args = parseArgs(argv);
   } catch (e) {
-    process.stderr.write(`${(e as Error).message}\n${usage}\n`);
+    process.stderr.write(`${(e as Error).message} (${usage})\n`);
     process.exitCode = 1;
     return undefined;
   }

@@ -12,7 +12,7 @@ import { isSubdomain } from '../../src/dns/name.ts';
 import { parseQuery } from '../../src/dns/query.ts';
 import type { Handler, Next, Reply } from '../../src/plugin.ts';
 import { Request } from '../../src/request.ts';
-import type { Counter } from 'prom-client';
+import type { CounterChild, FastCounter } from '../../src/fastmetrics.ts';
 
 /**
  * The clients' namespaces, by source address (the kubernetes plugin, with `pods verified`).
@@ -41,7 +41,7 @@ export interface AutoPathOptions {
   zones: readonly string[];
   source: SearchSource;
   /** coredns_autopath_success_total{server}. */
-  success: Counter<'server'>;
+  success: FastCounter;
 }
 
 /**
@@ -49,6 +49,9 @@ export interface AutoPathOptions {
  * as the answer to a CNAME or ANY question, nor in a zone transfer.
  */
 const skipTypes = new Set<number>([Type.CNAME, Type.ANY, Type.AXFR, Type.IXFR]);
+
+/** Distinct (zone, namespace) search paths kept; a cluster has far fewer namespaces. */
+const maxPaths = 10_000;
 
 /** A query to walk: the search path and where the base name ends in the query's bytes. */
 interface Walk {
@@ -67,12 +70,16 @@ export class AutoPath implements Handler {
   private readonly zones: readonly string[];
   private readonly anyZone: boolean;
   private readonly source: SearchSource;
-  private readonly success: Counter<'server'>;
+  private readonly success: FastCounter;
+  /** Its child per listen address (a handful), so counting is a property increment. */
+  private readonly successBy = new Map<string, CounterChild>();
   /** static: '.' + the first search domain, the one cheap test every query pays. */
   private readonly staticSuffix: string;
   /** pods: the source once known, and '.svc.<zone>' for each of its forward zones. */
   private pods: PodNamespaces | undefined;
   private podSuffixes: Array<{ suffix: string; zone: string }> = [];
+  /** Search paths by "<zone> <ns>", built once (bounded: cleared past `maxPaths`). */
+  private readonly paths = new Map<string, readonly string[]>();
 
   constructor(opts: AutoPathOptions) {
     this.zones = opts.zones;
@@ -114,9 +121,18 @@ export class AutoPath implements Handler {
       // address names another namespace than the one the client put first, and is left alone.
       const ip = clientIP(req.remoteAddress);
       if (pods.namespaceOfIP(ip) !== ns) return undefined;
-      search = podSearch(ns, zone, this.source.hostSearch);
+      const key = `${zone} ${ns}`;
+      let p = this.paths.get(key);
+      if (!p) {
+        if (this.paths.size >= maxPaths) this.paths.clear();
+        this.paths.set(key, p = podSearch(ns, zone, this.source.hostSearch));
+      }
+      search = p;
     }
-    const baseEnd = baseEndOf(req, toWire(search[0]!));
+    // Without escapes the text is the wire layout: the first domain's labels are its last bytes.
+    const baseEnd = req.query.qnameEnd > 0 && !req.qname.includes('\\')
+      ? req.query.qnameEnd - search[0]!.length - 1
+      : baseEndOf(req, toWire(search[0]!));
     if (baseEnd < 0) return undefined;
     return { req, next, search, baseEnd, first: undefined };
   }
@@ -173,7 +189,10 @@ export class AutoPath implements Handler {
     if (m.rcode === Rcode.NXDOMAIN) return undefined;
     // SERVFAIL, REFUSED...: give the client the answer to its own question and let it walk itself.
     if (m.rcode !== Rcode.NOERROR) return this.fallback(w);
-    this.success.inc({ server: w.req.server });
+    const server = w.req.server;
+    let c = this.successBy.get(server);
+    if (!c) this.successBy.set(server, c = this.success.labels(server));
+    c.inc();
     if (i === 0) return m;
     w.req.plugin = sub.plugin;
     return cnamed(w.req, sub, m);

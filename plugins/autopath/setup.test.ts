@@ -128,13 +128,14 @@ describe('autopath @kubernetes with the kubernetes handler', () => {
     };
     const ask = (name: string, type = Type.A, remote = '10.244.0.7') =>
       serve(h, makeRequest(name, type, { remote }), (req) => k.serveDNS(req, forward));
-    return { ask, upstream, k };
+    return { ask, upstream, k, metrics: env.metrics };
   }
 
   it('answers a short service name with one query', async () => {
-    const { ask, upstream } = await chain();
+    const { ask, upstream, metrics } = await chain();
     sortAndCheck(await ask('my-svc.default.svc.cluster.local.'), { rcode: Rcode.NOERROR, answer: ['my-svc.default.svc.cluster.local. 5 IN A 10.96.0.10'] });
     expect(upstream).toEqual([]);
+    expect(await metrics.text()).toContain('coredns_autopath_success_total{server="dns://:53"} 1');
   });
 
   it('answers a namespace-qualified name from its first search expansion', async () => {

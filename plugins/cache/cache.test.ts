@@ -297,6 +297,9 @@ describe('cache: disable (the kubeadm form)', () => {
       await serve(cache, q(name), up.next);
       expect(up.calls - before, name).toBe(2);
     }
+    // Nothing under a zone disabled for both classes can be stored: such names skip the cache's
+    // bookkeeping altogether (no key, no lookup, not counted as cache requests).
+    expect(cache.size).toEqual([0, 0]);
     for (const name of ['www.example.org.', 'nope.example.org.']) {
       const before = up.calls;
       await serve(cache, q(name), up.next);

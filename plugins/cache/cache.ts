@@ -117,6 +117,11 @@ export class Cache implements Handler {
   private readonly cfg: CacheConfig;
   private readonly clock: (() => number) | undefined;
   private readonly allZones: boolean;
+  /**
+   * Zones where both success and denial caching are disabled (kubeadm: cluster.local): nothing there
+   * can ever be stored, so queries go straight to the next plugin without a key or a lookup.
+   */
+  private readonly bypass: string[];
   private readonly pcache: LRUCache<number, Entry>;
   private readonly ncache: LRUCache<number, Entry>;
   private readonly inflight = new Map<number, Flight>();
@@ -128,6 +133,15 @@ export class Cache implements Handler {
     this.clock = opts.now;
     this.stats = opts.stats ?? new CacheStats(cfg.zones);
     this.allZones = cfg.zones.includes('.');
+    // A name is bypassed when a success-disabled zone and a denial-disabled zone both contain it;
+    // the deeper of the two is where both apply.
+    this.bypass = [];
+    for (const s of cfg.disable.success) {
+      for (const d of cfg.disable.denial) {
+        if (isSubdomain(s, d)) this.bypass.push(s);
+        else if (isSubdomain(d, s)) this.bypass.push(d);
+      }
+    }
     this.pcache = new LRUCache<number, Entry>({
       max: cfg.success.capacity,
       dispose: (_v, _k, reason) => { if (reason === 'evict' && this.inserting) this.inserting.evictionsSuccess++; },
@@ -144,6 +158,7 @@ export class Cache implements Handler {
 
   serveDNS(req: Request, next: Next): Reply {
     if (!this.allZones && !this.inZones(req.name)) return next(req);
+    if (this.bypass.length > 0 && this.bypassed(req.name)) return next(req);
     const key = keyOf(req);
     if (key < 0) return next(req); // a question name we cannot key (never from a sane client)
     const counts = this.stats.for(req.server);
@@ -170,6 +185,11 @@ export class Cache implements Handler {
     counts.misses++;
     const o = this.fetch(req, key, next, counts, false);
     return o instanceof Promise ? o.then((x) => this.deliver(req, x)) : this.deliver(req, o);
+  }
+
+  private bypassed(name: string): boolean {
+    for (const z of this.bypass) if (isSubdomain(name, z)) return true;
+    return false;
   }
 
   private inZones(name: string): boolean {

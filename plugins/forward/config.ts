@@ -7,6 +7,7 @@ import type { Controller } from '../../src/corefile/controller.ts';
 import { parseServerKey } from '../../src/corefile/parser.ts';
 import type { Token } from '../../src/corefile/types.ts';
 import { Rcode } from '../../src/dns/types.ts';
+import { isDomainName } from '../../src/dns/name.ts';
 
 export type PolicyName = 'random' | 'round_robin' | 'sequential';
 
@@ -194,18 +195,6 @@ function rcode(c: Controller, t: Token): number {
   throw c.err(`${t.text} is not a valid rcode`, t);
 }
 
-function isDomainName(s: string): boolean {
-  if (s === '.') return true;
-  const body = s.endsWith('.') ? s.slice(0, -1) : s;
-  if (body === '' || /\s/.test(body)) return false;
-  let wire = 1;
-  for (const label of body.split('.')) {
-    const n = Buffer.byteLength(label);
-    if (n === 0 || n > 63) return false;
-    wire += n + 1;
-  }
-  return wire <= 255;
-}
 
 // ---- TO: HostPortOrFile ----
 

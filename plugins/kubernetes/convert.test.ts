@@ -123,6 +123,7 @@ describe('toSlimNamespace and toSlimPod', () => {
   it('keeps only running, non-terminating pods with IPs', () => {
     expect(toSlimPod(pod('shop', 'web-1', '10.244.0.1', 'Running', { ips: ['10.244.0.1', 'fd00::1'] }))).toEqual({ namespace: 'shop', name: 'web-1', ips: ['10.244.0.1', 'fd00::1'] });
     expect(toSlimPod({ metadata: { name: 'p', namespace: 'a' }, status: { phase: 'Running', podIP: '10.0.0.9' } })).toMatchObject({ ips: ['10.0.0.9'] });
+    expect(toSlimPod({ metadata: { name: 'kp', namespace: 'kube-system' }, spec: { hostNetwork: true }, status: { phase: 'Running', podIP: '10.0.0.2' } })).toEqual({ namespace: 'kube-system', name: 'kp', ips: ['10.0.0.2'], hostNetwork: true });
     expect(toSlimPod(pod('shop', 'p', '10.244.0.1', 'Pending'))).toBeNull();
     expect(toSlimPod(pod('shop', 'p', '10.244.0.1', 'Succeeded'))).toBeNull();
     expect(toSlimPod(pod('shop', 'p', '10.244.0.1', 'Running', { deleting: true }))).toBeNull();

@@ -282,5 +282,7 @@ export function toSlimPod(obj: unknown, opts: ConvertOptions = {}): Converted<Sl
     ips.push(st.podIP);
   }
   if (ips.length === 0) return null;
-  return { namespace: m.namespace, name: m.name, ips };
+  const spec = (obj as Obj).spec;
+  const hostNetwork = isObj(spec) && spec.hostNetwork === true;
+  return hostNetwork ? { namespace: m.namespace, name: m.name, ips, hostNetwork } : { namespace: m.namespace, name: m.name, ips };
 }

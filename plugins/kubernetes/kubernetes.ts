@@ -96,7 +96,9 @@ export class KubernetesHandler extends ZoneHandler {
   private readonly prebuild: ((m: Msg) => PrebuiltWire) | undefined;
   private readonly cacheSize: number;
   private readonly freeze: boolean;
-  private readonly cache = new Map<string, Entry>();
+  /** qtype → lowercase name → entry (nested, so a lookup builds no key string). */
+  private readonly cache = new Map<number, Map<string, Entry>>();
+  private cachedCount = 0;
 
   constructor(cfg: KubernetesConfig, zone: KubeZone, opts: KubernetesHandlerOptions = {}) {
     super(cfg, opts.synced);
@@ -117,8 +119,8 @@ export class KubernetesHandler extends ZoneHandler {
 
   /** The cached reply with the zone cells it was built from (still current when returned). */
   entry(name: string, qtype: number): { readonly msg: Msg; readonly cells: readonly Cell[] } {
-    const key = `${qtype} ${name}`;
-    const hit = this.cache.get(key);
+    let byName = this.cache.get(qtype);
+    const hit = byName?.get(name);
     if (hit && valid(hit)) return hit;
     const deps: Cell[] = [];
     const msg = resolve(this.zone, this.rcfg, name, qtype, deps);
@@ -127,9 +129,11 @@ export class KubernetesHandler extends ZoneHandler {
     }
     if (this.freeze) freezeMsg(msg);
     const cells = [...new Set(deps)];
-    if (this.cache.size >= this.cacheSize) this.cache.clear();
+    if (this.cachedCount >= this.cacheSize) { this.cache.clear(); this.cachedCount = 0; byName = undefined; }
+    if (!byName) { byName = new Map(); this.cache.set(qtype, byName); }
+    if (!byName.has(name)) this.cachedCount++;
     const e: Entry = { msg, cells, gens: cells.map((c) => c.gen) };
-    this.cache.set(key, e);
+    byName.set(name, e);
     return e;
   }
 
@@ -138,7 +142,7 @@ export class KubernetesHandler extends ZoneHandler {
   }
 
   /** Replies currently cached (tests, debugging). */
-  get cached(): number { return this.cache.size; }
+  get cached(): number { return this.cachedCount; }
 }
 
 function valid(e: Entry): boolean {

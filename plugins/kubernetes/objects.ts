@@ -57,6 +57,8 @@ export interface SlimPod {
   name: string;
   /** status.podIPs. Only running, non-terminating pods are kept at all. */
   ips: string[];
+  /** spec.hostNetwork: the pod shares its node's IP with other pods, so the IP names no namespace. */
+  hostNetwork?: boolean;
 }
 
 export type Kind = 'Service' | 'EndpointSlice' | 'Namespace' | 'Pod';

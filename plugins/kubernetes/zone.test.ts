@@ -246,6 +246,15 @@ describe('KubeZone: replaceAll', () => {
     z.replaceAll('Pod', [{ namespace: 'ns', name: 'p2', ips: ['fd00::1'] }]);
     expect(z.namespaceOfIP('10.2.0.1')).toBeUndefined();
     expect(z.namespaceOfIP('fd00:0:0::1')).toBe('ns');
+    // An IP that names more than one namespace, or a hostNetwork pod's (node) IP, names none.
+    z.replaceAll('Pod', [
+      { namespace: 'ns', name: 'p2', ips: ['fd00::1'] }, { namespace: 'ns', name: 'p3', ips: ['fd00::1'] },
+      { namespace: 'a', name: 'x', ips: ['10.3.0.1'] }, { namespace: 'b', name: 'y', ips: ['10.3.0.1'] },
+      { namespace: 'kube-system', name: 'proxy', ips: ['10.4.0.1'], hostNetwork: true },
+    ]);
+    expect(z.namespaceOfIP('fd00::1')).toBe('ns');
+    expect(z.namespaceOfIP('10.3.0.1')).toBeUndefined();
+    expect(z.namespaceOfIP('10.4.0.1')).toBeUndefined();
 
     z.replaceAll('Namespace', [{ name: 'other', labels: {} }]);
     expect(z.namespaceExposed('ns', deps())).toBe(false);

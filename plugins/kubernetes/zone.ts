@@ -201,8 +201,16 @@ export class KubeZone implements ZoneSink {
     const cell = n === undefined ? undefined : this.ipCells.get(n);
     if (!keys || !cell) { deps?.push(this.global); return undefined; }
     deps?.push(cell);
-    for (const k of keys) { const p = this.pods.get(k); if (p) return p.namespace; }
-    return undefined;
+    // Certain or nothing (autopath must never guess): an IP shared by pods of several namespaces, or
+    // by a hostNetwork pod (its node's IP), names no namespace.
+    let ns: string | undefined;
+    for (const k of keys) {
+      const p = this.pods.get(k);
+      if (!p) continue;
+      if (p.hostNetwork || (ns !== undefined && ns !== p.namespace)) return undefined;
+      ns = p.namespace;
+    }
+    return ns;
   }
 
   /**
@@ -318,7 +326,9 @@ export class KubeZone implements ZoneSink {
     const old = this.pods.get(key);
     if (old && sameIgnoringChangeTime(old, p)) return;
     const ips = p.ips.map(normalizeIP).filter((x): x is string => x !== undefined);
-    const slim: SlimPod = { namespace: p.namespace.toLowerCase(), name: p.name, ips };
+    const slim: SlimPod = p.hostNetwork
+      ? { namespace: p.namespace.toLowerCase(), name: p.name, ips, hostNetwork: true }
+      : { namespace: p.namespace.toLowerCase(), name: p.name, ips };
     if (old) this.unindexPod(key, old);
     this.pods.set(key, slim);
     for (const ip of ips) {

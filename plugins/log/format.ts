@@ -66,6 +66,13 @@ export function secondsText(durationMs: number): string {
 
 const str = (s: string) => JSON.stringify(s);
 
+/** The size the client advertised, as CoreDNS logs it (not the server's clamp): TCP 65535, no EDNS 512. */
+function advertisedSize(r: Request): number {
+  if (r.proto === 'tcp') return 65535;
+  const e = r.query.edns;
+  return e ? Math.max(512, e.udpSize) : 512;
+}
+
 const known: Record<string, Placeholder> = {
   '{type}': { key: 'type', text: (r) => typeName(r.qtype), json: (r) => str(typeName(r.qtype)) },
   '{name}': { key: 'name', text: (r) => r.name, json: (r) => str(r.name) },
@@ -78,7 +85,7 @@ const known: Record<string, Placeholder> = {
   '{>id}': { key: 'id', text: (r) => String(r.id), json: (r) => String(r.id) },
   '{>opcode}': { key: 'opcode', text: (r) => String(r.query.opcode), json: (r) => String(r.query.opcode) },
   '{>do}': { key: 'do', text: (r) => String(r.do), json: (r) => String(r.do) },
-  '{>bufsize}': { key: 'bufsize', text: (r) => String(r.size), json: (r) => String(r.size) },
+  '{>bufsize}': { key: 'bufsize', text: (r) => String(advertisedSize(r)), json: (r) => String(advertisedSize(r)) },
   '{rcode}': { key: 'rcode', text: (_r, m) => rcodeString(m.rcode), json: (_r, m) => str(rcodeString(m.rcode)) },
   '{rsize}': { key: 'rsize', text: (_r, _m, n) => String(n), json: (_r, _m, n) => String(n) },
   '{duration}': { key: 'duration', text: (_r, _m, _n, ms) => secondsText(ms) + 's', json: (_r, _m, _n, ms) => secondsText(ms) },

@@ -84,7 +84,7 @@ describe('log: format', () => {
     const m = reply(req, { answer: ['example.org. 5 IN A 10.0.0.1'], ra: true });
     m.flags.ad = true;
     const line = compileText(COMMON_FORMAT)(req, m, 68, 37.990251);
-    expect(line).toBe(`[::1]:50759 - 29008 "A IN example.org. udp ${req.raw.length} false 1232" NOERROR qr,rd,ra,ad 68 0.037990251s`);
+    expect(line).toBe(`[::1]:50759 - 29008 "A IN example.org. udp ${req.raw.length} false 4096" NOERROR qr,rd,ra,ad 68 0.037990251s`);
   });
 
   it('prints every placeholder', () => {
@@ -117,7 +117,7 @@ describe('log: format', () => {
     const line = compileJson(COMBINED_FORMAT)(req, m, 68, 2.5);
     expect(JSON.parse(line)).toEqual({
       remote: '::1', port: 50759, id: 29008, type: 'A', class: 'IN', name: 'example.org.', proto: 'udp',
-      size: req.raw.length, do: false, bufsize: 1232, rcode: 'NOERROR', rflags: 'qr,rd', rsize: 68, duration: 0.0025, opcode: 0,
+      size: req.raw.length, do: false, bufsize: 4096, rcode: 'NOERROR', rflags: 'qr,rd', rsize: 68, duration: 0.0025, opcode: 0,
     });
     const r = makeRequest('q"uote.example.', Type.A);
     r.setMeta('m', 'v');

@@ -24,7 +24,7 @@ afterEach(async () => { await running?.stop(); running = undefined; vi.restoreAl
 async function start(body: (port: number) => string) {
   const file = path.join(dir, `Corefile-${Math.random().toString(36).slice(2)}`);
   for (let attempt = 0; ; attempt++) {
-    const port = 20000 + Math.floor(Math.random() * 40000);
+    const port = 20000 + Math.floor(Math.random() * 12000);
     writeFileSync(file, `.:${port} {\n    bind 127.0.0.1\n${body(port)}}\n`);
     const log = memoryLogger();
     const rt = new Runtime({ log, defaultPort: 53, drainMs: 100 });

@@ -32,7 +32,7 @@ const corefile = (zones: string[], port: number, extra = '', reload = '10s') =>
 async function start(zones: string[], reload = '10s') {
   const file = path.join(dir, `Corefile-${Math.random().toString(36).slice(2)}`);
   for (let attempt = 0; ; attempt++) {
-    const port = 20000 + Math.floor(Math.random() * 40000);
+    const port = 20000 + Math.floor(Math.random() * 12000);
     writeFileSync(file, corefile(zones, port, '', reload));
     const log = memoryLogger();
     const rt = new Runtime({ log, defaultPort: 53, drainMs: 200 });

@@ -14,7 +14,7 @@
 import { globSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { createLogger } from '../log.ts';
-import { canonical, expandIPv6 } from '../dns/name.ts';
+import { canonical, expandIPv6, isDomainName } from '../dns/name.ts';
 import { type Env, lex, type LexToken } from './lexer.ts';
 import { CorefileError, type Corefile, type Directive, type ServerBlock, type ServerKey, type Token } from './types.ts';
 
@@ -397,19 +397,6 @@ export function parseServerKey(text: string, file: string, line: number): Server
   return zones.map((zone) => ({ text, scheme: 'dns', zone, port, file, line }));
 }
 
-/** miekg/dns IsDomainName without escapes: labels of 1-63 octets, at most 255 octets in all. */
-function isDomainName(s: string): boolean {
-  if (s === '.') return true;
-  const body = s.endsWith('.') ? s.slice(0, -1) : s;
-  if (body === '' || /\s/.test(body)) return false;
-  let wire = 1;
-  for (const label of body.split('.')) {
-    const n = Buffer.byteLength(label);
-    if (n === 0 || n > 63) return false;
-    wire += n + 1;
-  }
-  return wire <= 255;
-}
 
 interface Cidr { bytes: number[]; ones: number }
 

@@ -129,3 +129,17 @@ export function normalizeIP(ip: string): string | undefined {
   }
   return reverseName(ip) ? ip.split('.').map(Number).join('.') : undefined;
 }
+
+/** miekg/dns IsDomainName without escapes: labels of 1-63 octets, at most 255 octets in all. */
+export function isDomainName(s: string): boolean {
+  if (s === '.') return true;
+  const body = s.endsWith('.') ? s.slice(0, -1) : s;
+  if (body === '' || /\s/.test(body)) return false;
+  let wire = 1;
+  for (const label of body.split('.')) {
+    const n = Buffer.byteLength(label);
+    if (n === 0 || n > 63) return false;
+    wire += n + 1;
+  }
+  return wire <= 255;
+}

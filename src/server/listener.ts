@@ -68,9 +68,25 @@ export class DnsListener {
   get inflightCount(): number { return this.inflight; }
 
   async listen(): Promise<void> {
-    await this.listenUdp();
-    // Port 0 in tests: TCP takes the port UDP got, so one number reaches both.
-    await this.listenTcp(this.port === 0 ? this.udpPort : this.port);
+    if (this.port !== 0) {
+      await this.listenUdp();
+      await this.listenTcp(this.port);
+      return;
+    }
+    // Port 0 (tests): TCP takes the port UDP got, so one number reaches both. That TCP port may
+    // already be in use by someone else's connection: then try another pair.
+    for (let attempt = 0; ; attempt++) {
+      await this.listenUdp();
+      try {
+        await this.listenTcp(this.udpPort);
+        return;
+      } catch (e) {
+        const u = this.udp;
+        this.udp = undefined;
+        if (u) await new Promise<void>((resolve) => u.close(() => resolve()));
+        if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 20) throw e;
+      }
+    }
   }
 
   private async listenUdp(): Promise<void> {

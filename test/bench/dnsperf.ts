@@ -1,6 +1,6 @@
 // Drive dnsperf against a server process pinned to one core and read back what it measured.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -12,8 +12,13 @@ export function haveTool(name: string): boolean {
 }
 
 /** Write a dnsperf query file ("name TYPE" per line) and return its path. */
+/** Every query file this process wrote, removed when it exits. */
+const queryDirs: string[] = [];
+process.once('exit', () => { for (const d of queryDirs) rmSync(d, { recursive: true, force: true }); });
+
 export function queryFile(lines: string[]): string {
   const dir = mkdtempSync(join(tmpdir(), 'clusterdns-bench-'));
+  queryDirs.push(dir);
   const p = join(dir, 'queries.txt');
   writeFileSync(p, lines.join('\n') + '\n');
   return p;

@@ -63,7 +63,7 @@ udp.on('message', (msg, rinfo) => {
 });
 
 const tcp = net.createServer((sock) => {
-  let buf = Buffer.alloc(0);
+  let buf: Buffer = Buffer.alloc(0);
   sock.on('data', (d: Buffer) => {
     buf = buf.length === 0 ? d : Buffer.concat([buf, d]);
     while (buf.length >= 2) {

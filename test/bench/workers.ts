@@ -7,18 +7,19 @@
 // Run alone: `npm run -s build && node test/bench/workers.ts`; `npm run bench` runs it after the others.
 // BENCH_WORKERS="1,2,4" picks the worker counts, BENCH_SERVICES the zone size, BENCH_MIX=cluster,misses
 // the query mixes; BENCH_RUNS / BENCH_SECONDS as in run.ts.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { writeSmallCluster } from './cluster.ts';
-import { dnsperf, haveTool, median, queryFile, rssMiB, startPinned } from './dnsperf.ts';
+import { dnsperf, haveTool, median, queryFile } from './dnsperf.ts';
+import { cliJs, cpuSeconds, freePort, memStatus, removeTempDirs, spawnNode, tempDir } from './proc.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CLIENT_CORE = 1;
 /** Services in the zone (BENCH_SERVICES): RSS growth with zone size shows what is held once. */
 const SERVICES = Number(process.env.BENCH_SERVICES ?? 1000);
-const CLK_TCK = 100; // USER_HZ: 100 on every Linux this runs on (getconf CLK_TCK)
 
 export interface WorkersRow {
   mix: string;
@@ -34,13 +35,11 @@ export interface WorkersRow {
   lost: number;
 }
 
-/** utime + stime of a process (every thread), in seconds. */
-export function cpuSeconds(pid: number, tid?: number): number {
-  const path = tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`;
-  const stat = readFileSync(path, 'utf8');
-  // Fields after the ")" closing comm: state is field 3, utime 14, stime 15.
+/** utime + stime of one thread (its /proc task), in seconds; the main thread's task id is the pid. */
+function threadCpuSeconds(pid: number, tid: number): number {
+  const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  return (Number(f[11]) + Number(f[12])) / 100;
 }
 
 /**
@@ -49,54 +48,69 @@ export function cpuSeconds(pid: number, tid?: number): number {
  * afresh, in a worker by asking the main thread).
  */
 export async function benchWorkers(counts: number[] = [1, 2], mixes: Array<'cluster' | 'misses'> = ['cluster', 'misses']): Promise<WorkersRow[]> {
-  const dir = mkdtempSync(join(tmpdir(), 'clusterdns-bench-workers-'));
+  const dir = tempDir('workers');
   const cluster = writeSmallCluster(join(dir, 'cluster'), { services: SERVICES });
   const files = {
     cluster: queryFile(cluster.queries),
     misses: queryFile(Array.from({ length: 200_000 }, (_, i) => `x${i}.default.svc.cluster.local A`)),
   };
   const rows: WorkersRow[] = [];
-  for (const mix of mixes) for (const n of counts) {
-    const file = files[mix];
-    const port = 20000 + Math.floor(Math.random() * 20000);
-    const conf = join(dir, `Corefile-${n}`);
-    writeFileSync(conf, `cluster.local:${port} {\n  bind 127.0.0.1\n  errors\n  prometheus 127.0.0.1:0\n` +
-      `  kubernetes cluster.local {\n    manifests ${cluster.dir}\n  }\n}\n`);
-    const args = [join(import.meta.dirname, '../../dist/src/cli.js'), '-conf', conf, '-workers', String(n)];
-    const { proc } = await startPinned(args, /clusterdns-/, undefined);
-    const pid = proc.pid!;
-    try {
-      dnsperf(port, file, { seconds: 2, core: CLIENT_CORE }); // warm up JIT and reply caches
-      const qps: number[] = [];
-      let queries = 0;
-      let lost = 0;
-      const main0 = cpuSeconds(pid, pid);
-      const cpu0 = cpuSeconds(pid);
-      const t0 = performance.now();
-      for (let i = 0; i < RUNS; i++) {
-        const r = dnsperf(port, file, { seconds: SECONDS, core: CLIENT_CORE }).result;
-        qps.push(r.qps);
-        queries += r.completed;
-        lost += r.lost;
+  try {
+    for (const mix of mixes) {
+      // Every worker count runs at once (an idle server costs nothing) and the runs alternate, so a
+      // load change on the shared machine hits all of them alike.
+      const servers = [];
+      for (const n of counts) {
+        const port = await freePort();
+        const conf = join(dir, `Corefile-${mix}-${n}`);
+        writeFileSync(conf, `cluster.local:${port} {\n  bind 127.0.0.1\n  errors\n  prometheus 127.0.0.1:0\n` +
+          `  kubernetes cluster.local {\n    manifests ${cluster.dir}\n  }\n}\n`);
+        // Unpinned: with -workers the server is meant to use every core. run.ts pins itself (and so
+        // its children) to the client core: widen the server's affinity before it starts its threads.
+        const child = spawnNode(cliJs, ['-conf', conf, '-workers', String(n)]);
+        spawnSync('taskset', ['-a', '-p', '-c', `0-${cpus().length - 1}`, String(child.pid)], { stdio: 'ignore' });
+        servers.push({ n, port, child, qps: [] as number[], queries: 0, lost: 0, cpu: 0, mainCpu: 0, wall: 0 });
       }
-      const wall = (performance.now() - t0) / 1000;
-      const cpu = cpuSeconds(pid) - cpu0;
-      const mainCpu = cpuSeconds(pid, pid) - main0;
-      rows.push({
-        mix, workers: n, qps: median(qps), qpsPerCpuSecond: queries / cpu, cores: cpu / wall,
-        mainShare: n > 1 ? mainCpu / cpu : 1, rssMiB: rssMiB(pid), lost,
-      });
-    } finally {
-      proc.kill('SIGTERM');
-      await new Promise((r) => proc.once('exit', r));
+      try {
+        for (const s of servers) {
+          await s.child.waitFor(/clusterdns-/);
+          dnsperf(s.port, files[mix], { seconds: 2, core: CLIENT_CORE }); // warm up JIT and reply caches
+        }
+        for (let i = 0; i < RUNS; i++) {
+          for (const s of servers) {
+            const pid = s.child.pid;
+            const main0 = threadCpuSeconds(pid, pid);
+            const cpu0 = cpuSeconds(pid);
+            const t0 = performance.now();
+            const r = dnsperf(s.port, files[mix], { seconds: SECONDS, core: CLIENT_CORE }).result;
+            s.wall += (performance.now() - t0) / 1000;
+            s.cpu += cpuSeconds(pid) - cpu0;
+            s.mainCpu += threadCpuSeconds(pid, pid) - main0;
+            s.qps.push(r.qps);
+            s.queries += r.completed;
+            s.lost += r.lost;
+          }
+        }
+        for (const s of servers) {
+          rows.push({
+            mix, workers: s.n, qps: median(s.qps), qpsPerCpuSecond: s.queries / s.cpu, cores: s.cpu / s.wall,
+            mainShare: s.n > 1 ? s.mainCpu / s.cpu : 1, rssMiB: memStatus(s.child.pid).rssMiB, lost: s.lost,
+          });
+        }
+      } finally {
+        for (const s of servers) await s.child.stop('SIGTERM');
+      }
     }
+  } finally {
+    removeTempDirs();
   }
   return rows;
 }
 
 export function formatWorkers(rows: WorkersRow[]): string {
   const f = (n: number, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : '-');
-  let out = `\nWorkers: ${SERVICES.toLocaleString('en')}-Service kubernetes zone (manifests), dnsperf -c 8 -q 200 on core ${CLIENT_CORE}, server unpinned, ${RUNS} runs x ${SECONDS}s\n`;
+  let out = `${SERVICES.toLocaleString('en')}-Service kubernetes zone (manifests), dnsperf -c 8 -q 200 on core ${CLIENT_CORE}, server unpinned, ${RUNS} alternating runs x ${SECONDS}s. ` +
+    'cluster: the 70/10/20 mix over 1,000 names (every reply cached in steady state); misses: 200,000 distinct names (none cached).\n';
   out += '| queries | workers | QPS median | QPS per server CPU-second | server cores busy | main thread share of CPU | RSS MiB | lost |\n|---|---|---|---|---|---|---|---|\n';
   for (const r of rows) {
     out += `| ${r.mix} | ${r.workers} | ${f(r.qps)} | ${f(r.qpsPerCpuSecond)} | ${f(r.cores, 2)} | ${f(r.mainShare * 100, 1)}% | ${f(r.rssMiB, 1)} | ${r.lost} |\n`;

@@ -22,13 +22,15 @@ describe('clusterdns CLI', () => {
   it('an unknown flag is one clear line on stderr and exit code 1', () => {
     const r = runCliSync(['-nope']);
     expect(r.code).toBe(1);
-    expect(r.stderr.split('\n')[0]).toBe('flag provided but not defined: -nope');
+    expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/^flag provided but not defined: -nope \(usage: clusterdns/);
   });
 
   it('an unreadable Corefile exits 1 naming the path', () => {
     const r = runCliSync(['-conf', '/nonexistent/Corefile']);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('/nonexistent/Corefile');
+    expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
   });
 
   it('a bad Corefile names file, line and directive, and starts nothing', () => {

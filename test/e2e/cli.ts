@@ -13,7 +13,8 @@ export function tempDir(prefix = 'clusterdns-e2e-'): string {
 
 /** A port unlikely to be in use (tests bind 127.0.0.1 only). */
 export function randomPort(): number {
-  return 20000 + Math.floor(Math.random() * 30000);
+  // Below the kernel's ephemeral range (32768+), so no outgoing connection holds it by chance.
+  return 20000 + Math.floor(Math.random() * 12000);
 }
 
 export interface Running {
