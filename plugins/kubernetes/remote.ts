@@ -115,7 +115,9 @@ export class RemoteZone {
   private readonly cacheSize: number;
   private readonly freeze: boolean;
   private readonly batchSize: number;
-  private readonly cache = new Map<string, Stamped<Msg>>();
+  /** qtype → lowercase name → reply (nested, so a hit builds no key string), as the local handler. */
+  private readonly cache = new Map<number, Map<string, Stamped<Msg>>>();
+  private cachedCount = 0;
   /** One question per key at a time: a burst of misses for the same name waits for the same answer. */
   private readonly pending = new Map<string, Promise<Msg>>();
   private batch: Waiting[] = [];
@@ -134,12 +136,12 @@ export class RemoteZone {
   }
 
   get synced(): boolean { return this.reader.synced(); }
-  get cached(): number { return this.cache.size; }
+  get cached(): number { return this.cachedCount; }
 
   reply(name: string, qtype: number): Msg | Promise<Msg> {
-    const key = `${qtype} ${name}`;
-    const hit = this.cache.get(key);
+    const hit = this.cache.get(qtype)?.get(name);
     if (hit && this.reader.valid(hit.stamp)) return hit.value;
+    const key = `${qtype} ${name}`;
     let p = this.pending.get(key);
     if (!p) {
       const { promise, resolve, reject } = Promise.withResolvers<Msg>();
@@ -171,6 +173,14 @@ export class RemoteZone {
     return undefined;
   }
 
+  private remember(name: string, qtype: number, e: Stamped<Msg>): void {
+    if (this.cachedCount >= this.cacheSize) { this.cache.clear(); this.cachedCount = 0; }
+    let byName = this.cache.get(qtype);
+    if (!byName) { byName = new Map(); this.cache.set(qtype, byName); }
+    if (!byName.has(name)) this.cachedCount++;
+    byName.set(name, e);
+  }
+
   private flush(): void {
     if (this.flushing) { clearImmediate(this.flushing); this.flushing = undefined; }
     const batch = this.batch;
@@ -184,8 +194,7 @@ export class RemoteZone {
         this.pending.delete(w.key);
         if (!r) { w.reject(new DnsError(Rcode.SERVFAIL, 'kubernetes', 'short answer from the main thread')); return; }
         if (this.freeze) freezeMsg(r.msg);
-        if (this.cache.size >= this.cacheSize) this.cache.clear();
-        this.cache.set(w.key, { value: r.msg, stamp: r.stamp });
+        this.remember(w.name, w.qtype, { value: r.msg, stamp: r.stamp });
         w.resolve(r.msg);
       });
     }, (e: unknown) => {
