@@ -1,5 +1,6 @@
 // The message vocabulary (miekg/dns style): FQDN names with a trailing dot, numeric types and rcodes.
-// Only src/dns/codec.ts touches dns-packet; everything else speaks these types.
+// Our own codec (src/dns/codec.ts, encode.ts, wire.ts) reads and writes these; dns-packet is only a
+// test-time cross-check (a devDependency).
 
 export const Type = {
   A: 1, NS: 2, CNAME: 5, SOA: 6, PTR: 12, HINFO: 13, MX: 15, TXT: 16, AAAA: 28, SRV: 33,
