@@ -157,7 +157,7 @@ function services(ctx: Ctx, base: string[], name: string, qtype: number, zone: s
   if (n > 5) return nxdomain(ctx, zone);
   const view = ctx.zone.service(ns, base[n - 3]!, ctx.deps);
   if (!view) return nxdomain(ctx, zone);
-  if (ctx.cfg.ignoreEmptyService && view.kind === 'cluster_ip' && view.endpoints.length === 0) return nxdomain(ctx, zone);
+  if (ctx.cfg.ignoreEmptyService && view.kind === 'cluster_ip' && !view.hasEndpoints) return nxdomain(ctx, zone);
   const svcName = under(`${view.name}.${view.namespace}.svc`, zone);
 
   if (n === 3) {
@@ -170,7 +170,7 @@ function services(ctx: Ctx, base: string[], name: string, qtype: number, zone: s
       return addressAnswer(name, qtype, view.clusterV4, view.clusterV6, ctx.cfg.ttl, zone);
     }
     // Headless: the ready endpoints; none at all is NXDOMAIN (spec 2.4.1).
-    if (ctx.cfg.noEndpoints || view.endpoints.length === 0) return nxdomain(ctx, zone);
+    if (ctx.cfg.noEndpoints || !view.hasEndpoints) return nxdomain(ctx, zone);
     if (qtype === Type.SRV) return headlessSrv(ctx, view, name, svcName, zone, () => true);
     return addressAnswer(name, qtype, view.v4, view.v6, ctx.cfg.ttl, zone);
   }
@@ -185,7 +185,7 @@ function services(ctx: Ctx, base: string[], name: string, qtype: number, zone: s
       return f.answer.length > 0 ? nodata(zone) : nxdomain(ctx, zone);
     }
     if (ctx.cfg.noEndpoints) return nxdomain(ctx, zone);
-    const ep = view.byName.get(label);
+    const ep = view.endpoint(label);
     if (!ep) return nxdomain(ctx, zone);
     if (qtype === Type.SRV) {
       const epName = `${ep.name}.${svcName}`;

@@ -6,7 +6,7 @@
 // (one per service, per namespace, per IP, plus one global cell that moves on every change). The
 // resolver records the cells an answer read; a cached answer is valid while none of them moved. An
 // event therefore only invalidates answers about the names it touched.
-import { normalizeIP } from '../../src/dns/name.ts';
+import { compressIPv6, expandIPv6, normalizeIP } from '../../src/dns/name.ts';
 import type { SlotTable } from './slots.ts';
 import type {
   Kind, SlimEndpoint, SlimEndpointSlice, SlimNamespace, SlimPod, SlimPort, SlimService, ZoneSink,
@@ -20,7 +20,7 @@ export interface Cell { gen: number; slot: number }
 
 export function newCell(): Cell { return { gen: 0, slot: -1 }; }
 
-/** The records under one endpoint name of a service (several endpoints may share a hostname). */
+/** The records under one endpoint name of a service (several endpoints may share a hostname). Built on demand. */
 export interface EndpointView {
   /** The DNS label: hostname, pod name (endpoint_pod_names) or the dashed address. Lowercase. */
   readonly name: string;
@@ -32,8 +32,36 @@ export interface EndpointView {
 
 export type ServiceKind = 'cluster_ip' | 'headless' | 'external';
 
-/** What DNS needs of one Service and its EndpointSlices, rebuilt whenever either changes. */
-export interface ServiceView {
+/**
+ * One EndpointSlice as the zone keeps it: only the addresses DNS may answer (terminating ones are
+ * dropped at ingest), packed as numbers, and the labels that are not the dashed address. The slim
+ * object it came from is not retained. Addresses are numbered IPv4 first, then IPv6.
+ */
+export interface CompactSlice {
+  /** "ns/name", lowercase (shared with the zone's slice index). */
+  readonly key: string;
+  /** Interned: equal port lists are one array. */
+  readonly ports: readonly SlimPort[];
+  /** IPv4 addresses as int32 (small integers: no allocation per address). */
+  readonly v4: readonly number[];
+  /** IPv6 addresses, 4 int32 words each. */
+  readonly v6: readonly number[];
+  /** Per address: its label when it is not the dashed address (hostname, pod name); undefined when none has one. */
+  readonly labels: readonly (string | undefined)[] | undefined;
+  /** Numbers of the not-ready addresses (answered only when the Service publishes not-ready addresses). */
+  readonly notReady: readonly number[] | undefined;
+  /** The slice carried a change-trigger time (it is managed by the EndpointSlice controller). */
+  readonly changeTime: boolean;
+}
+
+/** Endpoint services above this many addresses get a label index (built on first lookup). */
+const INDEX_ABOVE = 64;
+
+/**
+ * What DNS needs of one Service and its EndpointSlices, rebuilt whenever either changes. The
+ * endpoint records are derived on demand from the compact slices (answers are cached by the handler).
+ */
+export class ServiceView {
   readonly namespace: string;
   readonly name: string;
   readonly kind: ServiceKind;
@@ -42,13 +70,75 @@ export interface ServiceView {
   readonly clusterV4: readonly string[];
   readonly clusterV6: readonly string[];
   readonly ports: readonly SlimPort[];
-  /** Ready (or published not-ready), non-terminating endpoints, grouped by name, sorted by name. */
-  readonly endpoints: readonly EndpointView[];
-  readonly byName: ReadonlyMap<string, EndpointView>;
-  /** All answered endpoint addresses, deduplicated. */
-  readonly v4: readonly string[];
-  readonly v6: readonly string[];
+  readonly publishNotReady: boolean;
+  /** The Service's slices, sorted by key. */
+  readonly slices: readonly CompactSlice[];
   readonly cell: Cell;
+  /** Some endpoint is answered (ready or published not-ready, not terminating). */
+  readonly hasEndpoints: boolean;
+  private index: Map<string, EndpointView> | undefined;
+
+  constructor(spec: ServiceSpec, slices: readonly CompactSlice[], cell: Cell) {
+    this.namespace = spec.namespace;
+    this.name = spec.name;
+    this.kind = spec.kind;
+    this.externalName = spec.externalName;
+    this.clusterV4 = spec.clusterV4;
+    this.clusterV6 = spec.clusterV6;
+    this.ports = spec.ports;
+    this.publishNotReady = spec.publishNotReady;
+    this.slices = slices;
+    this.cell = cell;
+    this.index = undefined;
+    this.hasEndpoints = spec.kind !== 'external' && answeredCount(slices, spec.publishNotReady) > 0;
+  }
+
+  /** Answered endpoints, grouped by name, sorted by name. */
+  get endpoints(): EndpointView[] {
+    return [...groups(this, undefined).values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /** The endpoint records under one label. */
+  endpoint(label: string): EndpointView | undefined {
+    if (answeredCount(this.slices, this.publishNotReady) <= INDEX_ABOVE) return groups(this, label).get(label);
+    this.index ??= groups(this, undefined);
+    return this.index.get(label);
+  }
+
+  /** All answered endpoint addresses, deduplicated. */
+  get v4(): string[] { return this.addresses(false); }
+  get v6(): string[] { return this.addresses(true); }
+
+  private addresses(six: boolean): string[] {
+    const seen = new Set<number | string>();
+    const out: string[] = [];
+    if (this.kind === 'external') return out;
+    for (const s of this.slices) {
+      const n = six ? s.v6.length / 4 : s.v4.length;
+      for (let i = 0; i < n; i++) {
+        const at = six ? s.v4.length + i : i;
+        if (!isAnswered(s, at, this.publishNotReady)) continue;
+        const ip = six ? formatV6(s.v6, i * 4) : formatV4(s.v4[i]!);
+        const k = six ? ip : s.v4[i]!;
+        if (seen.has(k)) continue;
+        seen.add(k);
+        out.push(ip);
+      }
+    }
+    return out;
+  }
+}
+
+/** The Service fields a view is made of (derived from the SlimService once). */
+interface ServiceSpec {
+  readonly namespace: string;
+  readonly name: string;
+  readonly kind: ServiceKind;
+  readonly externalName: string;
+  readonly clusterV4: readonly string[];
+  readonly clusterV6: readonly string[];
+  readonly ports: readonly SlimPort[];
+  readonly publishNotReady: boolean;
 }
 
 export type ProgrammingKind = 'cluster_ip' | 'headless_with_selector' | 'headless_without_selector';
@@ -77,20 +167,15 @@ export interface ZoneOptions {
 
 interface ServiceState {
   readonly key: string;
-  svc: SlimService | undefined;
-  readonly slices: Map<string, SlimEndpointSlice>;
-  readonly cell: Cell;
+  /** Present while the Service is. */
   view: ServiceView | undefined;
-  /** IP → reverse entry this service contributes. */
-  rev: Map<string, RevEntry>;
+  /** Its EndpointSlices, sorted by key; replaced (never mutated) on change, so a view can share it. */
+  slices: readonly CompactSlice[];
+  readonly cell: Cell;
 }
 
-/** What one service contributes to an IP's PTR records. */
-interface RevEntry {
-  readonly clusterIP: boolean;
-  /** Endpoint labels with this address (when not a cluster IP). */
-  readonly names: readonly string[];
-}
+/** An address as a map key: IPv4 as int32 (no allocation), IPv6 as its canonical text. */
+type IPKey = number | string;
 
 /** A PTR target for an address: a service (cluster IP) or one of its endpoint names. */
 export interface ReverseTarget {
@@ -98,6 +183,13 @@ export interface ReverseTarget {
   /** Endpoint label, or undefined for the service name itself. */
   readonly endpoint: string | undefined;
 }
+
+/**
+ * Answers about addresses depend on one of this many cells, by address. A cell per address cost ~100
+ * bytes per endpoint; sharing one between addresses only makes a change invalidate a few more cached
+ * PTR/pod answers.
+ */
+const IP_CELLS = 4096;
 
 const svcKey = (ns: string, name: string) => `${ns.toLowerCase()}/${name.toLowerCase()}`;
 
@@ -107,6 +199,7 @@ export class KubeZone implements ZoneSink {
   private readonly opts: ZoneOptions;
   private readonly allowed: ReadonlySet<string> | undefined;
   private readonly now: () => number;
+  private readonly podNames: boolean;
   private readonly services = new Map<string, ServiceState>();
   /** "ns/slice" → service key, so deletes by slice name and relabelled slices find their service. */
   private readonly sliceOwner = new Map<string, string>();
@@ -116,8 +209,10 @@ export class KubeZone implements ZoneSink {
   private readonly nsServices = new Map<string, number>();
   private readonly pods = new Map<string, SlimPod>();
   private readonly podsByIP = new Map<string, Set<string>>();
-  private readonly reverse = new Map<string, Map<string, RevEntry>>();
-  private readonly ipCells = new Map<string, Cell>();
+  /** Address → the services having it as a cluster IP or an answered endpoint address. */
+  private readonly reverse = new Map<IPKey, ServiceState | ServiceState[]>();
+  private readonly ipCells = new Array<Cell | undefined>(IP_CELLS).fill(undefined);
+  private readonly strings = new Interner();
   private serviceCount = 0;
   private serialValue: number;
   private serialDirty = false;
@@ -128,6 +223,7 @@ export class KubeZone implements ZoneSink {
     this.opts = opts;
     this.allowed = opts.namespaces && opts.namespaces.length > 0 ? new Set(opts.namespaces.map((n) => n.toLowerCase())) : undefined;
     this.now = opts.now ?? Date.now;
+    this.podNames = opts.endpointPodNames === true;
     this.serialValue = Math.floor(this.now() / 1000) >>> 0;
   }
 
@@ -166,17 +262,17 @@ export class KubeZone implements ZoneSink {
    * endpoint name carrying it. Exposure is already applied (objects outside `namespaces` are not kept).
    */
   reverseTargets(ip: string, deps: Cell[]): ReverseTarget[] {
-    const entries = this.reverse.get(ip);
-    const cell = this.ipCells.get(ip);
-    if (!entries || !cell) { deps.push(this.global); return []; }
-    deps.push(cell);
+    const key = ipKey(ip);
+    const entry = key === undefined ? undefined : this.reverse.get(key);
+    if (key === undefined || entry === undefined) { deps.push(this.global); return []; }
+    deps.push(this.ipCell(key));
     const out: ReverseTarget[] = [];
-    for (const [key, e] of entries) {
-      const st = this.services.get(key);
-      if (!st?.view || !this.nsExists(st.view.namespace)) continue;
-      deps.push(st.cell, this.nsCells.get(st.view.namespace)!);
-      if (e.clusterIP) return [{ view: st.view, endpoint: undefined }];
-      for (const n of e.names) out.push({ view: st.view, endpoint: n });
+    for (const st of Array.isArray(entry) ? entry : [entry]) {
+      const v = st.view;
+      if (!v || !this.nsExists(v.namespace)) continue;
+      deps.push(st.cell, this.nsCells.get(v.namespace)!);
+      if (hasClusterIP(v, ip)) return [{ view: v, endpoint: undefined }];
+      for (const n of labelsOf(v, key)) out.push({ view: v, endpoint: n });
     }
     if (out.length === 0) deps.push(this.global);
     return out;
@@ -185,10 +281,9 @@ export class KubeZone implements ZoneSink {
   /** Is there a (running) pod with this address in this namespace? */
   hasPod(ip: string, ns: string, deps: Cell[]): boolean {
     const keys = this.podsByIP.get(ip);
-    const cell = this.ipCells.get(ip);
-    if (keys && cell) {
-      deps.push(cell);
-      for (const k of keys) if (this.pods.get(k)?.namespace.toLowerCase() === ns) return true;
+    if (keys) {
+      deps.push(this.ipCell(ipKey(ip) ?? ip));
+      for (const k of keys) if (this.pods.get(k)?.namespace === ns) return true;
     }
     deps.push(this.global);
     return false;
@@ -198,9 +293,8 @@ export class KubeZone implements ZoneSink {
   namespaceOfIP(ip: string, deps?: Cell[]): string | undefined {
     const n = normalizeIP(ip);
     const keys = n === undefined ? undefined : this.podsByIP.get(n);
-    const cell = n === undefined ? undefined : this.ipCells.get(n);
-    if (!keys || !cell) { deps?.push(this.global); return undefined; }
-    deps?.push(cell);
+    if (n === undefined || !keys) { deps?.push(this.global); return undefined; }
+    deps?.push(this.ipCell(ipKey(n) ?? n));
     // Certain or nothing (autopath must never guess): an IP shared by pods of several namespaces, or
     // by a hostNetwork pod (its node's IP), names no namespace.
     let ns: string | undefined;
@@ -222,13 +316,13 @@ export class KubeZone implements ZoneSink {
     const out = new Set<string>();
     for (const raw of localIPs) {
       const ip = normalizeIP(raw);
-      if (ip === undefined) continue;
-      const entries = this.reverse.get(ip);
-      if (!entries) continue;
-      for (const [key, e] of entries) {
-        if (e.clusterIP) continue;
-        const v = this.services.get(key)?.view;
-        if (!v || !this.nsExists(v.namespace)) continue;
+      const key = ip === undefined ? undefined : ipKey(ip);
+      if (ip === undefined || key === undefined) continue;
+      const entry = this.reverse.get(key);
+      if (!entry) continue;
+      for (const st of Array.isArray(entry) ? entry : [entry]) {
+        const v = st.view;
+        if (!v || !this.nsExists(v.namespace) || hasClusterIP(v, ip)) continue;
         if (v.kind === 'cluster_ip') for (const c of [...v.clusterV4, ...v.clusterV6]) out.add(c);
         else if (v.kind === 'headless') out.add(ip);
       }
@@ -248,14 +342,14 @@ export class KubeZone implements ZoneSink {
     if (!this.keep(s.namespace)) return;
     const key = svcKey(s.namespace, s.name);
     let st = this.services.get(key);
-    if (st?.svc && sameIgnoringChangeTime(st.svc, s)) return;
+    const spec = this.specOf(s);
+    if (st?.view && sameSpec(st.view, spec)) return;
     st ??= this.newState(key);
-    if (!st.svc) { this.serviceCount++; this.adjustNsServices(s.namespace, +1); }
-    st.svc = s;
-    this.rebuild(st);
+    if (!st.view) { this.serviceCount++; this.adjustNsServices(s.namespace, +1); }
+    this.rebuild(st, spec);
     if (s.changedAt !== undefined && st.view && st.view.kind !== 'external') {
       const kind: ProgrammingKind = st.view.kind === 'cluster_ip' ? 'cluster_ip'
-        : [...st.slices.values()].some((e) => e.changedAt !== undefined) ? 'headless_with_selector' : 'headless_without_selector';
+        : st.slices.some((e) => e.changeTime) ? 'headless_with_selector' : 'headless_without_selector';
       this.programmed(kind, s.changedAt);
     }
     this.count('Service');
@@ -263,11 +357,10 @@ export class KubeZone implements ZoneSink {
 
   deleteService(namespace: string, name: string): void {
     const st = this.services.get(svcKey(namespace, name));
-    if (!st?.svc) return;
+    if (!st?.view) return;
     this.serviceCount--;
-    this.adjustNsServices(st.svc.namespace, -1);
-    st.svc = undefined;
-    this.rebuild(st);
+    this.adjustNsServices(st.view.namespace, -1);
+    this.rebuild(st, undefined);
     this.count('Service');
   }
 
@@ -278,12 +371,13 @@ export class KubeZone implements ZoneSink {
     const owner = this.sliceOwner.get(sliceKey);
     if (owner !== undefined && owner !== key) this.removeSlice(sliceKey, owner);
     let st = this.services.get(key);
-    const old = st?.slices.get(sliceKey);
-    if (old && sameIgnoringChangeTime(old, e)) return;
+    const old = st?.slices.find((x) => x.key === sliceKey);
+    const compact = this.compactSlice(old?.key ?? sliceKey, e);
+    if (old && sameSlice(old, compact)) return;
     st ??= this.newState(key);
-    st.slices.set(sliceKey, e);
-    this.sliceOwner.set(sliceKey, key);
-    this.rebuild(st);
+    st.slices = withSlice(st.slices, compact);
+    this.sliceOwner.set(compact.key, st.key);
+    this.rebuild(st, st.view);
     if (e.changedAt !== undefined && st.view && st.view.kind !== 'external') {
       // The trigger-time annotation is written by the EndpointSlice controller, which only manages
       // slices of Services with a selector.
@@ -327,15 +421,15 @@ export class KubeZone implements ZoneSink {
     if (old && sameIgnoringChangeTime(old, p)) return;
     const ips = p.ips.map(normalizeIP).filter((x): x is string => x !== undefined);
     const slim: SlimPod = p.hostNetwork
-      ? { namespace: p.namespace.toLowerCase(), name: p.name, ips, hostNetwork: true }
-      : { namespace: p.namespace.toLowerCase(), name: p.name, ips };
+      ? { namespace: this.strings.get(p.namespace.toLowerCase()), name: p.name, ips, hostNetwork: true }
+      : { namespace: this.strings.get(p.namespace.toLowerCase()), name: p.name, ips };
     if (old) this.unindexPod(key, old);
     this.pods.set(key, slim);
     for (const ip of ips) {
       let set = this.podsByIP.get(ip);
       if (!set) this.podsByIP.set(ip, set = new Set());
       set.add(key);
-      this.bumpIP(ip);
+      this.bumpIP(ipKey(ip) ?? ip);
     }
     this.touchGlobal();
     this.count('Pod');
@@ -361,7 +455,7 @@ export class KubeZone implements ZoneSink {
         const list = items as SlimService[];
         const keep = new Set(list.map((s) => svcKey(s.namespace, s.name)));
         for (const st of [...this.services.values()]) {
-          if (st.svc && !keep.has(st.key)) this.deleteService(st.svc.namespace, st.svc.name);
+          if (st.view && !keep.has(st.key)) this.deleteService(st.view.namespace, st.view.name);
         }
         for (const s of list) this.upsertService(s);
         break;
@@ -425,7 +519,7 @@ export class KubeZone implements ZoneSink {
   }
 
   private newState(key: string): ServiceState {
-    const st: ServiceState = { key, svc: undefined, slices: new Map(), cell: newCell(), view: undefined, rev: new Map() };
+    const st: ServiceState = { key, view: undefined, slices: EMPTY_SLICES, cell: newCell() };
     this.services.set(key, st);
     return st;
   }
@@ -433,50 +527,126 @@ export class KubeZone implements ZoneSink {
   private removeSlice(sliceKey: string, owner: string): void {
     this.sliceOwner.delete(sliceKey);
     const st = this.services.get(owner);
-    if (!st || !st.slices.delete(sliceKey)) return;
-    this.rebuild(st);
+    if (!st) return;
+    const rest = st.slices.filter((x) => x.key !== sliceKey);
+    if (rest.length === st.slices.length) return;
+    st.slices = rest.length === 0 ? EMPTY_SLICES : rest;
+    this.rebuild(st, st.view);
   }
 
-  /** Recompute a service's view and reverse entries after a change to it or its slices. */
-  private rebuild(st: ServiceState): void {
+  /**
+   * Recompute a service's view after a change to it (spec: its new Service fields, undefined when
+   * it is gone) or its slices, and move the reverse entries of the addresses it gained or lost.
+   * Addresses it keeps need no move: PTR answers also depend on the service's own cell.
+   */
+  private rebuild(st: ServiceState, spec: ServiceSpec | undefined): void {
     this.bump(st.cell);
-    st.view = st.svc ? buildView(st.svc, st.slices, st.cell, this.opts.endpointPodNames === true) : undefined;
-    const rev = reverseEntries(st.view);
-    for (const [ip, e] of st.rev) {
-      const n = rev.get(ip);
-      if (n && sameRev(n, e)) continue;
-      const m = this.reverse.get(ip);
-      if (m) { m.delete(st.key); if (m.size === 0) this.reverse.delete(ip); }
-      this.bumpIP(ip);
+    const before = st.view ? addressKeys(st.view) : EMPTY_KEYS;
+    st.view = spec ? new ServiceView(spec, st.slices, st.cell) : undefined;
+    const after = st.view ? addressKeys(st.view) : EMPTY_KEYS;
+    for (const k of before) {
+      if (after.has(k)) continue;
+      const entry = this.reverse.get(k);
+      if (entry === st) this.reverse.delete(k);
+      else if (Array.isArray(entry)) {
+        const rest = entry.filter((x) => x !== st);
+        this.reverse.set(k, rest.length === 1 ? rest[0]! : rest);
+      }
+      this.bumpIP(k);
     }
-    for (const [ip, e] of rev) {
-      const o = st.rev.get(ip);
-      if (o && sameRev(o, e)) continue;
-      let m = this.reverse.get(ip);
-      if (!m) this.reverse.set(ip, m = new Map());
-      m.set(st.key, e);
-      this.bumpIP(ip);
+    for (const k of after) {
+      if (before.has(k)) continue;
+      const entry = this.reverse.get(k);
+      if (entry === undefined) this.reverse.set(k, st);
+      else if (Array.isArray(entry)) entry.push(st);
+      else this.reverse.set(k, [entry, st]);
+      this.bumpIP(k);
     }
-    st.rev = rev;
-    if (!st.svc && st.slices.size === 0) this.services.delete(st.key);
+    if (!st.view && st.slices.length === 0) this.services.delete(st.key);
     this.touchGlobal();
+  }
+
+  /** The Service fields DNS uses, with shared strings and port lists. */
+  private specOf(s: SlimService): ServiceSpec {
+    const kind: ServiceKind = s.type === 'ExternalName' ? 'external' : isHeadless(s) ? 'headless' : 'cluster_ip';
+    let clusterV4: string[] = [];
+    let clusterV6: string[] = [];
+    if (kind === 'cluster_ip') {
+      for (const raw of s.clusterIPs) {
+        const ip = normalizeIP(raw);
+        if (ip === undefined) continue;
+        const list = ip.includes(':') ? clusterV6 : clusterV4;
+        if (!list.includes(ip)) list.push(ip);
+      }
+    }
+    if (clusterV4.length === 0) clusterV4 = EMPTY_STRINGS;
+    if (clusterV6.length === 0) clusterV6 = EMPTY_STRINGS;
+    return {
+      namespace: this.strings.get(s.namespace.toLowerCase()), name: s.name.toLowerCase(), kind,
+      externalName: kind === 'external' && s.externalName ? (s.externalName.toLowerCase().replace(/\.?$/, '.')) : '',
+      clusterV4, clusterV6, ports: this.strings.ports(s.ports), publishNotReady: s.publishNotReadyAddresses,
+    };
+  }
+
+  /** The compact form of a slice: answerable addresses packed, labels only where not the dashed address. */
+  private compactSlice(key: string, e: SlimEndpointSlice): CompactSlice {
+    const v4: number[] = [];
+    const v6: number[] = [];
+    const labels4: (string | undefined)[] = [];
+    const labels6: (string | undefined)[] = [];
+    const notReady4: number[] = [];
+    const notReady6: number[] = [];
+    let labelled = false;
+    if (e.addressType !== 'FQDN') {
+      for (const ep of e.endpoints) {
+        if (ep.terminating) continue;
+        const label = ep.hostname ? ep.hostname.toLowerCase()
+          : this.podNames && ep.podName && !ep.podName.includes('.') ? ep.podName.toLowerCase() : undefined;
+        if (label !== undefined) labelled = true;
+        for (const raw of ep.addresses) {
+          const ip = normalizeIP(raw);
+          if (ip === undefined) continue;
+          if (ip.includes(':')) {
+            if (!ep.ready) notReady6.push(v6.length / 4);
+            pushV6(v6, ip);
+            labels6.push(label);
+          } else {
+            if (!ep.ready) notReady4.push(v4.length);
+            v4.push(v4Word(ip));
+            labels4.push(label);
+          }
+        }
+      }
+    }
+    const n4 = v4.length;
+    const notReady = notReady4.length + notReady6.length === 0 ? undefined : [...notReady4, ...notReady6.map((i) => n4 + i)];
+    return {
+      key, ports: this.strings.ports(e.ports),
+      v4: n4 === 0 ? EMPTY_NUMBERS : v4, v6: v6.length === 0 ? EMPTY_NUMBERS : v6,
+      labels: labelled ? [...labels4, ...labels6] : undefined, notReady, changeTime: e.changedAt !== undefined,
+    };
   }
 
   private unindexPod(key: string, p: SlimPod): void {
     for (const ip of p.ips) {
       const set = this.podsByIP.get(ip);
       if (set) { set.delete(key); if (set.size === 0) this.podsByIP.delete(ip); }
-      this.bumpIP(ip);
+      this.bumpIP(ipKey(ip) ?? ip);
     }
   }
 
-  /** Invalidate answers about an address; keep its cell only while something uses the address. */
-  private bumpIP(ip: string): void {
-    const c = this.ipCells.get(ip);
+  /** The cell answers about an address depend on (shared with other addresses: see IP_CELLS). */
+  private ipCell(key: IPKey): Cell {
+    const i = ipCellIndex(key);
+    let c = this.ipCells[i];
+    if (!c) this.ipCells[i] = c = newCell();
+    return c;
+  }
+
+  /** Invalidate answers about an address. */
+  private bumpIP(key: IPKey): void {
+    const c = this.ipCells[ipCellIndex(key)];
     if (c) this.bump(c);
-    const used = this.reverse.has(ip) || this.podsByIP.has(ip);
-    if (!used) this.ipCells.delete(ip);
-    else if (!c) this.ipCells.set(ip, newCell());
   }
 
   private touchGlobal(): void {
@@ -502,10 +672,6 @@ export class KubeZone implements ZoneSink {
 function splitKey(k: string): [string, string] {
   const i = k.indexOf('/');
   return [k.slice(0, i), k.slice(i + 1)];
-}
-
-function sameRev(a: RevEntry, b: RevEntry): boolean {
-  return a.clusterIP === b.clusterIP && a.names.length === b.names.length && a.names.every((n, i) => n === b.names[i]);
 }
 
 /** Deep equality of two slim objects, ignoring `changedAt` (it changes without changing DNS data). */
@@ -551,66 +717,175 @@ export function endpointLabel(e: SlimEndpoint, ip: string, podNames: boolean): s
   return dashedIP(ip);
 }
 
-function buildView(s: SlimService, slices: ReadonlyMap<string, SlimEndpointSlice>, cell: Cell, podNames: boolean): ServiceView {
-  const kind: ServiceKind = s.type === 'ExternalName' ? 'external' : isHeadless(s) ? 'headless' : 'cluster_ip';
-  const clusterV4: string[] = [];
-  const clusterV6: string[] = [];
-  if (kind === 'cluster_ip') {
-    for (const raw of s.clusterIPs) {
-      const ip = normalizeIP(raw);
-      if (ip === undefined) continue;
-      const list = ip.includes(':') ? clusterV6 : clusterV4;
-      if (!list.includes(ip)) list.push(ip);
-    }
+// ------------------------------------------------------------------------------ compact form helpers
+
+const EMPTY_SLICES: readonly CompactSlice[] = Object.freeze([]);
+const EMPTY_STRINGS: string[] = Object.freeze([]) as unknown as string[];
+const EMPTY_NUMBERS: readonly number[] = Object.freeze([]);
+const EMPTY_KEYS: ReadonlySet<IPKey> = new Set();
+
+/** One shared copy of equal namespace strings and port lists (most Services share a few of each). */
+class Interner {
+  private readonly strs = new Map<string, string>();
+  private readonly portLists = new Map<string, readonly SlimPort[]>();
+
+  get(s: string): string {
+    const have = this.strs.get(s);
+    if (have !== undefined) return have;
+    this.strs.set(s, s);
+    return s;
   }
-  const groups = new Map<string, { name: string; v4: string[]; v6: string[]; ports: SlimPort[] }>();
-  const v4 = new Set<string>();
-  const v6 = new Set<string>();
-  if (kind !== 'external') {
-    const ordered = [...slices.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-    for (const [, slice] of ordered) {
-      if (slice.addressType === 'FQDN') continue;
-      for (const e of slice.endpoints) {
-        if (!answered(e, s.publishNotReadyAddresses)) continue;
-        for (const raw of e.addresses) {
-          const ip = normalizeIP(raw);
-          if (ip === undefined) continue;
-          const name = endpointLabel(e, ip, podNames);
-          let g = groups.get(name);
-          if (!g) groups.set(name, g = { name, v4: [], v6: [], ports: [] });
-          const six = ip.includes(':');
-          const list = six ? g.v6 : g.v4;
-          if (!list.includes(ip)) list.push(ip);
-          (six ? v6 : v4).add(ip);
-          for (const p of slice.ports) {
-            if (!g.ports.some((q) => q.name === p.name && q.port === p.port && q.protocol === p.protocol)) g.ports.push(p);
-          }
-        }
+
+  ports(ports: readonly SlimPort[]): readonly SlimPort[] {
+    if (ports.length === 0) return EMPTY_PORTS;
+    const key = ports.map((p) => `${p.name}/${p.port}/${p.protocol}`).join(',');
+    const have = this.portLists.get(key);
+    if (have) return have;
+    const copy = Object.freeze(ports.map((p) => Object.freeze({ name: p.name, port: p.port, protocol: p.protocol })));
+    this.portLists.set(key, copy);
+    return copy;
+  }
+}
+const EMPTY_PORTS: readonly SlimPort[] = Object.freeze([]);
+
+function sameStrings(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+function sameSpec(a: ServiceSpec, b: ServiceSpec): boolean {
+  return a.namespace === b.namespace && a.name === b.name && a.kind === b.kind && a.externalName === b.externalName &&
+    sameStrings(a.clusterV4, b.clusterV4) && sameStrings(a.clusterV6, b.clusterV6) && a.ports === b.ports &&
+    a.publishNotReady === b.publishNotReady;
+}
+
+function sameNumbers(a: readonly number[] | undefined, b: readonly number[] | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** Same DNS data (the change time is not: it changes without changing an answer). */
+function sameSlice(a: CompactSlice, b: CompactSlice): boolean {
+  if (a.key !== b.key || a.ports !== b.ports || !sameNumbers(a.v4, b.v4) || !sameNumbers(a.v6, b.v6) || !sameNumbers(a.notReady, b.notReady)) return false;
+  if (a.labels === undefined || b.labels === undefined) return a.labels === b.labels;
+  return a.labels.length === b.labels.length && a.labels.every((x, i) => x === b.labels![i]);
+}
+
+/** The slices with `s` added or replaced, sorted by key (a new array). */
+function withSlice(slices: readonly CompactSlice[], s: CompactSlice): readonly CompactSlice[] {
+  const out = slices.filter((x) => x.key !== s.key);
+  out.push(s);
+  if (out.length > 1) out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  return out;
+}
+
+function isAnswered(s: CompactSlice, at: number, publishNotReady: boolean): boolean {
+  return publishNotReady || s.notReady === undefined || !s.notReady.includes(at);
+}
+
+function answeredCount(slices: readonly CompactSlice[], publishNotReady: boolean): number {
+  let n = 0;
+  for (const s of slices) n += s.v4.length + s.v6.length / 4 - (publishNotReady || !s.notReady ? 0 : s.notReady.length);
+  return n;
+}
+
+/** a.b.c.d (canonical) → int32. */
+function v4Word(ip: string): number {
+  const p = ip.split('.');
+  return (Number(p[0]) << 24) | (Number(p[1]) << 16) | (Number(p[2]) << 8) | Number(p[3]);
+}
+
+function formatV4(w: number): string {
+  return `${w >>> 24}.${(w >>> 16) & 255}.${(w >>> 8) & 255}.${w & 255}`;
+}
+
+function pushV6(out: number[], ip: string): void {
+  const h = expandIPv6(ip)!;
+  for (let i = 0; i < 8; i += 2) out.push((h[i]! << 16) | h[i + 1]!);
+}
+
+function formatV6(words: readonly number[], at: number): string {
+  const h: number[] = [];
+  for (let i = 0; i < 4; i++) { const w = words[at + i]!; h.push((w >>> 16) & 0xffff, w & 0xffff); }
+  return compressIPv6(h);
+}
+
+/** The map key of a canonical address (undefined if it is none). */
+function ipKey(ip: string): IPKey | undefined {
+  if (ip.includes(':')) return ip;
+  return ip.split('.').length === 4 ? v4Word(ip) : undefined;
+}
+
+function ipCellIndex(key: IPKey): number {
+  if (typeof key === 'number') return key & (IP_CELLS - 1);
+  let h = 0;
+  for (let i = 0; i < key.length; i++) h = (Math.imul(h, 31) + key.charCodeAt(i)) | 0;
+  return h & (IP_CELLS - 1);
+}
+
+/** Every address a service contributes to the reverse map: cluster IPs and answered endpoint addresses. */
+function addressKeys(v: ServiceView): Set<IPKey> {
+  const out = new Set<IPKey>();
+  for (const ip of v.clusterV4) out.add(v4Word(ip));
+  for (const ip of v.clusterV6) out.add(ip);
+  if (v.kind === 'external') return out;
+  for (const s of v.slices) {
+    const n4 = s.v4.length;
+    for (let i = 0; i < n4; i++) if (isAnswered(s, i, v.publishNotReady)) out.add(s.v4[i]!);
+    for (let i = 0; i < s.v6.length / 4; i++) if (isAnswered(s, n4 + i, v.publishNotReady)) out.add(formatV6(s.v6, i * 4));
+  }
+  return out;
+}
+
+function hasClusterIP(v: ServiceView, ip: string): boolean {
+  return v.clusterV4.includes(ip) || v.clusterV6.includes(ip);
+}
+
+/** The endpoint labels carrying an address, sorted. */
+function labelsOf(v: ServiceView, key: IPKey): string[] {
+  const out = new Set<string>();
+  for (const s of v.slices) {
+    const n4 = s.v4.length;
+    if (typeof key === 'number') {
+      for (let i = 0; i < n4; i++) {
+        if (s.v4[i] === key && isAnswered(s, i, v.publishNotReady)) out.add(s.labels?.[i] ?? dashedIP(formatV4(key)));
+      }
+    } else {
+      for (let i = 0; i < s.v6.length / 4; i++) {
+        if (isAnswered(s, n4 + i, v.publishNotReady) && formatV6(s.v6, i * 4) === key) out.add(s.labels?.[n4 + i] ?? dashedIP(key));
       }
     }
   }
-  const endpoints = [...groups.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  return {
-    namespace: s.namespace.toLowerCase(), name: s.name.toLowerCase(), kind,
-    externalName: kind === 'external' && s.externalName ? (s.externalName.toLowerCase().replace(/\.?$/, '.')) : '',
-    clusterV4, clusterV6, ports: s.ports, endpoints, byName: new Map(endpoints.map((e) => [e.name, e])),
-    v4: [...v4], v6: [...v6], cell,
-  };
+  return [...out].sort();
 }
 
-function reverseEntries(v: ServiceView | undefined): Map<string, RevEntry> {
-  const out = new Map<string, RevEntry>();
-  if (!v) return out;
-  for (const ip of [...v.clusterV4, ...v.clusterV6]) out.set(ip, { clusterIP: true, names: [] });
-  const names = new Map<string, string[]>();
-  for (const e of v.endpoints) {
-    for (const ip of [...e.v4, ...e.v6]) {
-      if (out.has(ip)) continue;
-      let l = names.get(ip);
-      if (!l) names.set(ip, l = []);
-      l.push(e.name);
+interface Group { name: string; v4: string[]; v6: string[]; ports: SlimPort[] }
+
+/**
+ * The endpoint records of a service by label (only label `only` when given), built from its slices
+ * in key order: each address once per label, the ports of every slice the label appears in.
+ */
+function groups(v: ServiceView, only: string | undefined): Map<string, EndpointView> {
+  const out = new Map<string, Group>();
+  if (v.kind === 'external') return out;
+  for (const s of v.slices) {
+    const n4 = s.v4.length;
+    const n = n4 + s.v6.length / 4;
+    for (let at = 0; at < n; at++) {
+      if (!isAnswered(s, at, v.publishNotReady)) continue;
+      const six = at >= n4;
+      const given = s.labels?.[at];
+      if (only !== undefined && given !== undefined && given !== only) continue;
+      const ip = six ? formatV6(s.v6, (at - n4) * 4) : formatV4(s.v4[at]!);
+      const name = given ?? dashedIP(ip);
+      if (only !== undefined && name !== only) continue;
+      let g = out.get(name);
+      if (!g) out.set(name, g = { name, v4: [], v6: [], ports: [] });
+      const list = six ? g.v6 : g.v4;
+      if (!list.includes(ip)) list.push(ip);
+      for (const p of s.ports) {
+        if (!g.ports.some((q) => q.name === p.name && q.port === p.port && q.protocol === p.protocol)) g.ports.push(p);
+      }
     }
   }
-  for (const [ip, l] of names) out.set(ip, { clusterIP: false, names: l });
   return out;
 }
