@@ -620,10 +620,11 @@ export class KubeZone implements ZoneSink {
     }
     const n4 = v4.length;
     const notReady = notReady4.length + notReady6.length === 0 ? undefined : [...notReady4, ...notReady6.map((i) => n4 + i)];
+    // slice()/concat() copy into exact-size arrays: pushed-to arrays carry spare capacity.
     return {
       key, ports: this.strings.ports(e.ports),
-      v4: n4 === 0 ? EMPTY_NUMBERS : v4, v6: v6.length === 0 ? EMPTY_NUMBERS : v6,
-      labels: labelled ? [...labels4, ...labels6] : undefined, notReady, changeTime: e.changedAt !== undefined,
+      v4: n4 === 0 ? EMPTY_NUMBERS : v4.slice(), v6: v6.length === 0 ? EMPTY_NUMBERS : v6.slice(),
+      labels: labelled ? labels4.concat(labels6) : undefined, notReady, changeTime: e.changedAt !== undefined,
     };
   }
 

@@ -59,33 +59,22 @@ function heap(): number {
   return process.memoryUsage().heapUsed;
 }
 
-function measure(nServices: number, withEndpoints: boolean, withPods: boolean): { bytes: number; ms: number; endpoints: number; zone: KubeZone } {
+/** Build a zone from the objects, drop the objects, and weigh the zone: heap with it minus heap without. */
+function measure(nServices: number, withEndpoints: boolean, withPods: boolean): { bytes: number; ms: number; endpoints: number } {
   let o: Objects | undefined = objects(nServices, withEndpoints, withPods);
   const endpoints = o.endpoints;
-  const before = heap();
   const t0 = performance.now();
-  const zone = new KubeZone({ pods: withPods });
+  let zone: KubeZone | undefined = new KubeZone({ pods: withPods });
   zone.replaceAll('Namespace', Array.from({ length: 100 }, (_, i) => ({ name: `ns-${String(i).padStart(3, '0')}`, labels: {} })));
   zone.replaceAll('Service', o.services);
   zone.replaceAll('EndpointSlice', o.slices);
   if (withPods) zone.replaceAll('Pod', o.pods);
   const ms = performance.now() - t0;
-  // The slim objects as handed over are the source's; what the zone still holds of them counts.
-  const heldBefore = before;
   o = undefined;
-  const after = heap();
-  // `before` included the objects; measure the objects alone to subtract them.
-  const objOnly = sizeOfObjects(nServices, withEndpoints, withPods);
-  return { bytes: after - (heldBefore - objOnly), ms, endpoints, zone };
-}
-
-function sizeOfObjects(nServices: number, withEndpoints: boolean, withPods: boolean): number {
-  const a = heap();
-  let o: Objects | undefined = objects(nServices, withEndpoints, withPods);
-  const b = heap();
-  void o.endpoints;
-  o = undefined;
-  return b - a;
+  const withZone = heap();
+  void zone.counts();
+  zone = undefined;
+  return { bytes: withZone - heap(), ms, endpoints };
 }
 
 const n = Number(process.argv[2] ?? 10000);
@@ -93,13 +82,11 @@ const pods = process.argv.includes('pods');
 const mib = (b: number) => (b / 1048576).toFixed(1);
 const svcOnly = measure(n, false, false);
 const sBytes = svcOnly.bytes;
-svcOnly.zone.replaceAll('Service', []);
 const full = measure(n, true, false);
 const eBytes = (full.bytes - sBytes) / full.endpoints;
 console.log(`services only: ${n} services, zone heap ${mib(sBytes)} MiB, ${Math.round(sBytes / n)} B/Service, build ${svcOnly.ms.toFixed(0)} ms`);
 console.log(`with endpoints: ${full.endpoints} endpoints, zone heap ${mib(full.bytes)} MiB, ${Math.round(eBytes)} B/endpoint, build ${full.ms.toFixed(0)} ms`);
 if (pods) {
-  full.zone.replaceAll('Service', []);
   const withPods = measure(n, true, true);
   console.log(`with pods: zone heap ${mib(withPods.bytes)} MiB, ${Math.round((withPods.bytes - full.bytes) / withPods.endpoints)} B/Pod, build ${withPods.ms.toFixed(0)} ms`);
 }
