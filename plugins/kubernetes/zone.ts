@@ -1,6 +1,7 @@
 // The in-memory cluster zone: slim objects fed by a source (API watch or manifests), kept in indexes
 // the resolver reads without scanning: services by namespace/name (each with a prebuilt view of its
-// ready endpoints), namespaces, pods by IP, and a reverse map IP → names.
+// ready endpoints), namespaces, pods by IP, and a reverse map IP → services. What is kept is compact:
+// addresses packed as numbers, no copy of the slim objects the sources hand over (see CompactSlice).
 //
 // Change tracking is by "cells": small objects whose `gen` goes up when what they stand for changes
 // (one per service, per namespace, per IP, plus one global cell that moves on every change). The
@@ -177,6 +178,13 @@ interface ServiceState {
 /** An address as a map key: IPv4 as int32 (no allocation), IPv6 as its canonical text. */
 type IPKey = number | string;
 
+/** What DNS needs of a running pod (its name is in its key). */
+interface PodEntry {
+  readonly namespace: string;
+  readonly ips: readonly IPKey[];
+  readonly hostNetwork: boolean;
+}
+
 /** A PTR target for an address: a service (cluster IP) or one of its endpoint names. */
 export interface ReverseTarget {
   readonly view: ServiceView;
@@ -207,8 +215,10 @@ export class KubeZone implements ZoneSink {
   private readonly nsCells = new Map<string, Cell>();
   /** Services per namespace (for implicit namespaces). */
   private readonly nsServices = new Map<string, number>();
-  private readonly pods = new Map<string, SlimPod>();
-  private readonly podsByIP = new Map<string, Set<string>>();
+  /** "ns/name" → what DNS needs of a running pod. */
+  private readonly pods = new Map<string, PodEntry>();
+  /** Address → the key of the pod having it, or the keys when several do. */
+  private readonly podsByIP = new Map<IPKey, string | string[]>();
   /** Address → the services having it as a cluster IP or an answered endpoint address. */
   private readonly reverse = new Map<IPKey, ServiceState | ServiceState[]>();
   private readonly ipCells = new Array<Cell | undefined>(IP_CELLS).fill(undefined);
@@ -280,10 +290,11 @@ export class KubeZone implements ZoneSink {
 
   /** Is there a (running) pod with this address in this namespace? */
   hasPod(ip: string, ns: string, deps: Cell[]): boolean {
-    const keys = this.podsByIP.get(ip);
-    if (keys) {
-      deps.push(this.ipCell(ipKey(ip) ?? ip));
-      for (const k of keys) if (this.pods.get(k)?.namespace === ns) return true;
+    const key = ipKey(ip);
+    const keys = key === undefined ? undefined : this.podsByIP.get(key);
+    if (key !== undefined && keys !== undefined) {
+      deps.push(this.ipCell(key));
+      for (const k of typeof keys === 'string' ? [keys] : keys) if (this.pods.get(k)?.namespace === ns) return true;
     }
     deps.push(this.global);
     return false;
@@ -292,13 +303,14 @@ export class KubeZone implements ZoneSink {
   /** The namespace of a pod with this address, if pods are kept (autopath). Records the address's cell. */
   namespaceOfIP(ip: string, deps?: Cell[]): string | undefined {
     const n = normalizeIP(ip);
-    const keys = n === undefined ? undefined : this.podsByIP.get(n);
-    if (n === undefined || !keys) { deps?.push(this.global); return undefined; }
-    deps?.push(this.ipCell(ipKey(n) ?? n));
+    const key = n === undefined ? undefined : ipKey(n);
+    const keys = key === undefined ? undefined : this.podsByIP.get(key);
+    if (key === undefined || keys === undefined) { deps?.push(this.global); return undefined; }
+    deps?.push(this.ipCell(key));
     // Certain or nothing (autopath must never guess): an IP shared by pods of several namespaces, or
     // by a hostNetwork pod (its node's IP), names no namespace.
     let ns: string | undefined;
-    for (const k of keys) {
+    for (const k of typeof keys === 'string' ? [keys] : keys) {
       const p = this.pods.get(k);
       if (!p) continue;
       if (p.hostNetwork || (ns !== undefined && ns !== p.namespace)) return undefined;
@@ -418,18 +430,23 @@ export class KubeZone implements ZoneSink {
     if (!this.opts.pods || !this.keep(p.namespace)) return;
     const key = svcKey(p.namespace, p.name);
     const old = this.pods.get(key);
-    if (old && sameIgnoringChangeTime(old, p)) return;
-    const ips = p.ips.map(normalizeIP).filter((x): x is string => x !== undefined);
-    const slim: SlimPod = p.hostNetwork
-      ? { namespace: this.strings.get(p.namespace.toLowerCase()), name: p.name, ips, hostNetwork: true }
-      : { namespace: this.strings.get(p.namespace.toLowerCase()), name: p.name, ips };
+    const ips: IPKey[] = [];
+    for (const raw of p.ips) {
+      const ip = normalizeIP(raw);
+      const k = ip === undefined ? undefined : ipKey(ip);
+      if (k !== undefined && !ips.includes(k)) ips.push(k);
+    }
+    const entry: PodEntry = { namespace: this.strings.get(p.namespace.toLowerCase()), ips: ips.slice(), hostNetwork: p.hostNetwork === true };
+    if (old && old.namespace === entry.namespace && old.hostNetwork === entry.hostNetwork &&
+      old.ips.length === ips.length && old.ips.every((x, i) => x === ips[i])) return;
     if (old) this.unindexPod(key, old);
-    this.pods.set(key, slim);
+    this.pods.set(key, entry);
     for (const ip of ips) {
-      let set = this.podsByIP.get(ip);
-      if (!set) this.podsByIP.set(ip, set = new Set());
-      set.add(key);
-      this.bumpIP(ipKey(ip) ?? ip);
+      const have = this.podsByIP.get(ip);
+      if (have === undefined) this.podsByIP.set(ip, key);
+      else if (typeof have === 'string') this.podsByIP.set(ip, [have, key]);
+      else have.push(key);
+      this.bumpIP(ip);
     }
     this.touchGlobal();
     this.count('Pod');
@@ -482,7 +499,9 @@ export class KubeZone implements ZoneSink {
       case 'Pod': {
         const list = items as SlimPod[];
         const keep = new Set(list.map((p) => svcKey(p.namespace, p.name)));
-        for (const [key, p] of [...this.pods]) if (!keep.has(key)) this.deletePod(p.namespace, p.name);
+        for (const key of [...this.pods.keys()]) {
+          if (!keep.has(key)) { const [ns, name] = splitKey(key); this.deletePod(ns, name); }
+        }
         for (const p of list) this.upsertPod(p);
         break;
       }
@@ -628,11 +647,15 @@ export class KubeZone implements ZoneSink {
     };
   }
 
-  private unindexPod(key: string, p: SlimPod): void {
+  private unindexPod(key: string, p: PodEntry): void {
     for (const ip of p.ips) {
-      const set = this.podsByIP.get(ip);
-      if (set) { set.delete(key); if (set.size === 0) this.podsByIP.delete(ip); }
-      this.bumpIP(ipKey(ip) ?? ip);
+      const have = this.podsByIP.get(ip);
+      if (have === key) this.podsByIP.delete(ip);
+      else if (Array.isArray(have)) {
+        const rest = have.filter((k) => k !== key);
+        this.podsByIP.set(ip, rest.length === 1 ? rest[0]! : rest);
+      }
+      this.bumpIP(ip);
     }
   }
 
