@@ -100,6 +100,27 @@ describe('KubeZone: services and slices', () => {
   });
 });
 
+describe('KubeZone: compact form', () => {
+  it('looks endpoint labels up the same with and without the index (above 64 addresses)', () => {
+    const { z } = zone();
+    z.upsertService(svc('ns', 'big', { clusterIPs: ['None'] }));
+    const eps = Array.from({ length: 100 }, (_, i) => ep(`10.1.${i >> 8}.${i & 255}`, i % 2 === 0 ? { hostname: `Pet-${i}` } : {}));
+    z.upsertEndpointSlice(slice('ns', 'big-1', 'big', eps));
+    const v = view(z, 'ns', 'big')!;
+    expect(v.endpoint('pet-0')).toEqual({ name: 'pet-0', v4: ['10.1.0.0'], v6: [], ports: [tcp('http', 80)] });
+    expect(v.endpoint('10-1-0-1')?.v4).toEqual(['10.1.0.1']);
+    expect(v.endpoint('10-1-0-0')).toBeUndefined();
+    expect(v.endpoints).toHaveLength(100);
+    expect(z.reverseTargets('10.1.0.2', deps()).map((t) => t.endpoint)).toEqual(['pet-2']);
+    // A not-ready address is answered once the Service publishes not-ready addresses.
+    z.upsertEndpointSlice(slice('ns', 'big-2', 'big', [ep('10.2.0.1', { ready: false })]));
+    expect(view(z, 'ns', 'big')!.endpoint('10-2-0-1')).toBeUndefined();
+    z.upsertService(svc('ns', 'big', { clusterIPs: ['None'], publishNotReadyAddresses: true }));
+    expect(view(z, 'ns', 'big')!.endpoint('10-2-0-1')?.v4).toEqual(['10.2.0.1']);
+    expect(z.reverseTargets('10.2.0.1', deps()).map((t) => t.endpoint)).toEqual(['10-2-0-1']);
+  });
+});
+
 describe('KubeZone: change tracking', () => {
   it('moves only the cells an event touches', () => {
     const { z } = zone();
