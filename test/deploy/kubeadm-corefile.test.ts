@@ -4,7 +4,6 @@
 // cluster answers, the rest is forwarded and cached, and a stop goes through the lameduck the rollout
 // arithmetic in deploy/README.md counts on: DNS still answers while /ready already says 503.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { loadAll } from 'js-yaml';
@@ -27,15 +26,8 @@ function configMapCorefile(): string {
   return cm!.data.Corefile;
 }
 
-function freeTcpPort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const s = net.createServer();
-    s.once('error', fail);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => done(port));
-    });
-  });
+function pickPort(): number {
+  return 20000 + Math.floor(Math.random() * 12000);
 }
 
 /** Replace `from` (which must occur exactly once) by `to`: a changed ConfigMap fails here, loudly. */
@@ -98,26 +90,36 @@ describe('the kubeadm Corefile from the ConfigMap, served against a test API ser
       ? { answer: ['example.org. 300 IN A 192.0.2.1'] }
       : { rcode: Rcode.NXDOMAIN }));
 
-    dnsPort = await freeTcpPort();
-    const [hp, rp, mp] = [await freeTcpPort(), await freeTcpPort(), await freeTcpPort()];
-    health = `http://127.0.0.1:${hp}/health`;
-    ready = `http://127.0.0.1:${rp}/ready`;
-    metrics = `http://127.0.0.1:${mp}/metrics`;
+    // Ports below the kernel's ephemeral range (no outgoing connection can hold them), and a new set
+    // if one is taken anyway: tests run in parallel on this machine.
+    for (let attempt = 0; ; attempt++) {
+      dnsPort = pickPort();
+      const [hp, rp, mp] = [pickPort(), pickPort(), pickPort()];
+      health = `http://127.0.0.1:${hp}/health`;
+      ready = `http://127.0.0.1:${rp}/ready`;
+      metrics = `http://127.0.0.1:${mp}/metrics`;
 
-    let text = configMapCorefile();
-    text = once(text, /^\.:53 \{$/m, `.:${dnsPort} {\n    bind 127.0.0.1`);
-    text = once(text, /^(\s*)health \{$/m, `$1health 127.0.0.1:${hp} {`);
-    text = once(text, /lameduck 5s/, 'lameduck 1s'); // same mechanism, shorter wait
-    text = once(text, /^(\s*)ready$/m, `$1ready 127.0.0.1:${rp}`);
-    text = once(text, /^(\s*)prometheus :9153$/m, `$1prometheus 127.0.0.1:${mp}`);
-    // A resolv.conf cannot name a port (its nameservers are used on 53), so the upstream's address
-    // replaces the file name; the directive's block (max_concurrent 1000) stays as it is.
-    text = once(text, /forward \. \/etc\/resolv\.conf \{/, `forward . ${upstream.addr} {`);
-    text = once(text, /^(\s*)kubernetes cluster\.local in-addr\.arpa ip6\.arpa \{$/m,
-      `$1kubernetes cluster.local in-addr.arpa ip6.arpa {\n$1   kubeconfig ${api.kubeconfigFile(dir)}`);
+      let text = configMapCorefile();
+      text = once(text, /^\.:53 \{$/m, `.:${dnsPort} {\n    bind 127.0.0.1`);
+      text = once(text, /^(\s*)health \{$/m, `$1health 127.0.0.1:${hp} {`);
+      text = once(text, /lameduck 5s/, 'lameduck 1s'); // same mechanism, shorter wait
+      text = once(text, /^(\s*)ready$/m, `$1ready 127.0.0.1:${rp}`);
+      text = once(text, /^(\s*)prometheus :9153$/m, `$1prometheus 127.0.0.1:${mp}`);
+      // A resolv.conf cannot name a port (its nameservers are used on 53), so the upstream's address
+      // replaces the file name; the directive's block (max_concurrent 1000) stays as it is.
+      text = once(text, /forward \. \/etc\/resolv\.conf \{/, `forward . ${upstream.addr} {`);
+      text = once(text, /^(\s*)kubernetes cluster\.local in-addr\.arpa ip6\.arpa \{$/m,
+        `$1kubernetes cluster.local in-addr.arpa ip6.arpa {\n$1   kubeconfig ${api.kubeconfigFile(dir)}`);
 
-    rt = new Runtime({ log, defaultPort: 53 });
-    await rt.start(rt.plan(parseCorefile(text, { file: 'ConfigMap/clusterdns' })));
+      rt = new Runtime({ log, defaultPort: 53 });
+      try {
+        await rt.start(rt.plan(parseCorefile(text, { file: 'ConfigMap/clusterdns' })));
+        break;
+      } catch (e) {
+        await rt.stop().catch(() => undefined);
+        if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 5) throw e;
+      }
+    }
     await waitReady(ready);
   });
 
@@ -173,8 +175,8 @@ describe('the kubeadm Corefile from the ConfigMap, served against a test API ser
   });
 
   it('the node-local Corefile in front of it: cluster names over TCP to the cluster DNS, cached; the rest upstream', async () => {
-    const nlPort = await freeTcpPort();
-    const [hp, rp, mp] = [await freeTcpPort(), await freeTcpPort(), await freeTcpPort()];
+    const nlPort = pickPort();
+    const [hp, rp, mp] = [pickPort(), pickPort(), pickPort()];
     let text = nodeLocalCorefile();
     text = once(text, /^cluster\.local:53 in-addr\.arpa:53 ip6\.arpa:53 \{$/m,
       `cluster.local:${nlPort} in-addr.arpa:${nlPort} ip6.arpa:${nlPort} {\n    bind 127.0.0.1`);
