@@ -9,7 +9,8 @@
 // Environment: BENCH_RUNS (pairs per throughput scenario, 3), BENCH_SECONDS (per dnsperf run, 4),
 // BENCH_IDLE_SECONDS (memory: idle before the steady reading, 5), BENCH_CHANGES (propagation, 1000),
 // BENCH_SEARCH_SECONDS (search path, per window, 2), BENCH_PROFILE (scenario name to profile, or "off"),
-// BENCH_WRITE_DOCS (1: write docs/performance.md even for a filtered run; 0: never).
+// BENCH_WRITE_DOCS (1: write docs/performance.md and docs/performance-latency.svg even for a filtered
+// run; 0: never); BENCH_SWEEP_SECONDS and BENCH_SWEEP_RATES for the latency-vs-load sweep (sweep.ts).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
@@ -41,9 +42,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // ---- shared fixtures (created on first use) ----
 
-interface Ports { dns: number; health: number; ready: number; metrics: number }
+export interface Ports { dns: number; health: number; ready: number; metrics: number }
 
-interface Fixtures {
+export interface Fixtures {
   cluster(): SmallCluster;
   /** What `forward` is pointed at: a resolv.conf naming the loopback upstream (or HOST:PORT, see below). */
   upstream(): Promise<{ forwardTo: string; child: Child; note: string }>;
@@ -86,7 +87,7 @@ ${o.autopath ? '    autopath @kubernetes\n' : ''}    prometheus 127.0.0.1:${p.me
 `;
 }
 
-function fixtures(): Fixtures {
+export function fixtures(): Fixtures {
   let cluster: SmallCluster | undefined;
   let up: { forwardTo: string; child: Child; note: string } | undefined;
   return {
@@ -137,11 +138,11 @@ async function upstreamCount(child: Child): Promise<number> {
   return NaN;
 }
 
-async function ports(): Promise<Ports> {
+export async function ports(): Promise<Ports> {
   return { dns: await freePort(), health: await freePort(), ready: await freePort(), metrics: await freePort() };
 }
 
-async function startServer(corefile: string, nodeArgs: string[] = []): Promise<{ child: Child; dir: string }> {
+export async function startServer(corefile: string, nodeArgs: string[] = []): Promise<{ child: Child; dir: string }> {
   const dir = tempDir('server');
   writeFileSync(join(dir, 'Corefile'), corefile);
   const child = spawnNode(cliJs, ['-conf', join(dir, 'Corefile')], { core: SERVER_CORE, nodeArgs });
@@ -151,7 +152,7 @@ async function startServer(corefile: string, nodeArgs: string[] = []): Promise<{
 
 // ---- throughput ----
 
-interface Throughput {
+export interface Throughput {
   name: string;
   /** Ratio to the echo floor the issue asks for. */
   target?: number;
@@ -450,6 +451,32 @@ function machine(): string {
 const BEGIN = '<!-- BEGIN GENERATED: npm run bench -->';
 const END = '<!-- END GENERATED -->';
 
+/** The generated section's text now in docs/performance.md (between the markers), or '' if none. */
+function generatedBody(): string {
+  const file = join(repoRoot, 'docs/performance.md');
+  const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  const a = text.indexOf(BEGIN);
+  const b = text.indexOf(END);
+  return a >= 0 && b > a ? text.slice(a + BEGIN.length, b).replace(/^\n/, '').replace(/\n$/, '') : '';
+}
+
+/**
+ * A filtered run written with BENCH_WRITE_DOCS=1: replace only the `### ` sections it measured (each
+ * marked with `note`: when and how it was measured), keep the rest of the generated text as it is.
+ */
+function mergeSections(old: string, fresh: string[], note: string): string {
+  const parts = old.split(/\n(?=### )/);
+  const title = (s: string) => s.slice(0, s.indexOf('\n'));
+  for (const s of fresh) {
+    const nl = s.indexOf('\n');
+    const marked = `${s.slice(0, nl)}\n\n${note}\n${s.slice(nl)}`;
+    const i = parts.findIndex((p, k) => k > 0 && title(p) === title(s));
+    if (i > 0) parts[i] = marked.endsWith('\n') ? marked : `${marked}\n`;
+    else parts.push(marked);
+  }
+  return parts.join('\n').replace(/\n+$/, '');
+}
+
 function writeDocs(body: string): string {
   const file = join(repoRoot, 'docs/performance.md');
   mkdirSync(join(repoRoot, 'docs'), { recursive: true });
@@ -499,6 +526,7 @@ async function main(): Promise<void> {
   const wantProfile = PROFILE !== 'off' && (only.length === 0 || only.some((o) => o.includes('profile')));
   let floorQps = NaN;
   let echo: Child | undefined;
+  let sweepSvg: string | undefined;
   try {
     if (tput.length > 0 || wantSearch) {
       const floorPort = await freePort();
@@ -559,6 +587,17 @@ async function main(): Promise<void> {
         log(`bench: BENCH_PROFILE="${PROFILE}" names no throughput scenario`);
       }
     }
+
+    // Latency vs load: fixed offered rates against the echo floor and the kubeadm Corefile (sweep.ts).
+    if (selected('sweep')) {
+      log('bench: sweep (latency vs load) ...');
+      const { benchSweep, formatSweep, renderSweepSvg } = await import('./sweep.ts');
+      const r = await attempt('sweep', () => benchSweep({ run: { fixtures, ports, startServer, throughputScenarios }, fixtures: f, log }));
+      if (r) {
+        out('Latency vs load (sweep)', formatSweep(r));
+        sweepSvg = renderSweepSvg(r);
+      }
+    }
   } finally {
     await echo?.stop('SIGTERM');
     await f.close();
@@ -592,10 +631,16 @@ async function main(): Promise<void> {
   const write = process.env.BENCH_WRITE_DOCS === '1' || (process.env.BENCH_WRITE_DOCS !== '0' && only.length === 0);
   if (write) {
     const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-    const body = `Generated by \`npm run bench\` on ${date}${only.length ? ` (filtered: ${only.join(' ')})` : ''}. BENCH_RUNS=${RUNS} BENCH_SECONDS=${SECONDS} BENCH_IDLE_SECONDS=${IDLE_SECONDS} BENCH_CHANGES=${CHANGES} BENCH_SEARCH_SECONDS=${SEARCH_SECONDS}.\n${footer}\n\n${sections.join('\n')}`;
+    const old = only.length ? generatedBody() : '';
+    const body = old ? mergeSections(old, sections, `Measured separately from the rest of this section by \`npm run bench -- ${only.join(' ')}\` on ${date}: ${footer}`) : `Generated by \`npm run bench\` on ${date}${only.length ? ` (filtered: ${only.join(' ')})` : ''}. BENCH_RUNS=${RUNS} BENCH_SECONDS=${SECONDS} BENCH_IDLE_SECONDS=${IDLE_SECONDS} BENCH_CHANGES=${CHANGES} BENCH_SEARCH_SECONDS=${SEARCH_SECONDS}.\n${footer}\n\n${sections.join('\n')}`;
     log(`bench: wrote ${writeDocs(body)}`);
+    if (sweepSvg) {
+      const svg = join(repoRoot, 'docs/performance-latency.svg');
+      writeFileSync(svg, sweepSvg);
+      log(`bench: wrote ${svg}`);
+    }
   } else {
-    log('bench: filtered run: docs/performance.md not updated (BENCH_WRITE_DOCS=1 to force)');
+    log('bench: filtered run: docs/performance.md (and the sweep\'s SVG) not updated (BENCH_WRITE_DOCS=1 to force)');
   }
 }
 
