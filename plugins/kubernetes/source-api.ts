@@ -15,21 +15,20 @@
 //    start() resolves even when the list failed. We restart it with jittered exponential backoff, track
 //    "synced" ourselves, and count restarts.
 //
-// Only those two classes come from client-node, by deep import (dist/cache.js, dist/watch.js): the
-// package index, KubeConfig and the generated API clients cost ~35 MiB of RSS and ~0.5 s at startup
-// (docs/performance.md, "Loading less of client-node"). Credentials and the list requests are
+// Only those two classes come from client-node, by deep import (client-node.ts: dist/cache.js without
+// the generated models, dist/watch.js): the package index, KubeConfig, the generated API clients and
+// models cost ~45 MiB of RSS and ~0.7 s at startup (docs/performance.md, "Loading less of client-node"). Credentials and the list requests are
 // api-client.ts's: plain GETs, paged with limit/continue so a big cluster is never held in memory whole,
 // parsed as plain JSON. A list feeds the sink one replaceAll per kind, which also deletes whatever
 // vanished (ListWatch's own relist does fire deletes for vanished objects, but replaceAll makes the sink
 // exact in one step, so the per-object callbacks ListWatch fires while applying a list are ignored).
 // Nothing here is on the query path: the zone answers from its own maps.
-import { ListWatch } from '@kubernetes/client-node/dist/cache.js';
 import type { KubeConfig } from '@kubernetes/client-node/dist/config.js';
 import type { KubernetesListObject, KubernetesObject } from '@kubernetes/client-node/dist/types.js';
-import { Watch } from '@kubernetes/client-node/dist/watch.js';
 import type { Gauge } from 'prom-client';
 import type { Logger } from '../../src/log.ts';
 import type { Metrics } from '../../src/metrics.ts';
+import { ListWatch, Watch } from './client-node.ts';
 import { ApiClient, ApiStatusError, resolveConnection, type ApiConnectionConfig, type ListPage } from './api-client.ts';
 import {
   describeObject, isInvalid, toSlimEndpointSlice, toSlimNamespace, toSlimPod, toSlimService, type Converted,
