@@ -367,7 +367,10 @@ class ApiSource implements SourceHandle {
         try { parseSelector(sel); } catch (err) { throw new Error(`${what}: ${(err as Error).message}`); }
       }
     }
-    this.client = new ApiClient(resolveConnection(cfg));
+    const conn = resolveConnection(cfg);
+    this.client = new ApiClient(conn);
+    env.log.debug(`API server ${conn.server} (${conn.origin})`);
+    if (conn.kubeConfig) env.log.info(`${conn.origin} needs ${conn.kubeConfig.reason}: credentials come from client-node's KubeConfig`);
     const restarts = env.metrics.counter('coredns_kubernetes_watch_restarts_total',
       'Watches of the Kubernetes API restarted after failing, by resource.', ['kind']);
     env.metrics.gauge('coredns_kubernetes_last_contact_age_seconds',
