@@ -16,10 +16,10 @@
 //    "synced" ourselves, and count restarts.
 //
 // Only those two classes come from client-node, by deep import (client-node.ts: dist/cache.js without
-// the generated models, dist/watch.js): the package index, KubeConfig, the generated API clients and
-// models cost ~45 MiB of RSS and ~0.7 s at startup (docs/performance.md, "Loading less of client-node"). Credentials and the list requests are
-// api-client.ts's: plain GETs, paged with limit/continue so a big cluster is never held in memory whole,
-// parsed as plain JSON. A list feeds the sink one replaceAll per kind, which also deletes whatever
+// the generated models, and dist/watch.js): the package index, KubeConfig, the generated API clients
+// and their models cost ~25 MiB of RSS and ~0.5 s at startup on top (docs/performance.md, "Loading
+// less of client-node"). Credentials and list requests are api-client.ts's: plain GETs, paged with
+// limit/continue so a big cluster is never held in memory whole, parsed as plain JSON. A list feeds the sink one replaceAll per kind, which also deletes whatever
 // vanished (ListWatch's own relist does fire deletes for vanished objects, but replaceAll makes the sink
 // exact in one step, so the per-object callbacks ListWatch fires while applying a list are ignored).
 // Nothing here is on the query path: the zone answers from its own maps.
