@@ -92,6 +92,8 @@ describe('resolveConnection', () => {
     expect(() => resolveConnection({ kubeconfig: { file: notYaml } })).toThrow(new RegExp(notYaml));
     const missingCa = write('f', kubeconfig({ server: 'https://a', 'certificate-authority': 'gone.crt' }, {}));
     expect(() => resolveConnection({ kubeconfig: { file: missingCa } })).toThrow(/cannot read certificate-authority .*gone\.crt/);
+    const certOnly = write('g', kubeconfig({ server: 'https://a' }, { 'client-certificate-data': 'Y2VydA==' }));
+    expect(() => resolveConnection({ kubeconfig: { file: certOnly } })).toThrow(/user "u" in .* has a client certificate without a key/);
   });
 
   it('leaves exec plugins, auth providers and proxies to client-node\'s KubeConfig', () => {
