@@ -24,11 +24,18 @@ import type { KubeConfig } from '@kubernetes/client-node/dist/config.js';
 // The generated client's request holder: what Watch authenticates. Our lists use it too, so both take
 // headers and dispatcher from one applySecurityAuthentication. Loaded by watch.js anyway.
 import { HttpMethod, RequestContext } from '@kubernetes/client-node/dist/gen/http/http.js';
-import type * as Undici from 'undici';
 
-// undici as client-node resolves it: the very instance its Watch fetches with (client-node depends on
-// it; we do not import it as a dependency of our own).
-const undici = createRequire(import.meta.resolve('@kubernetes/client-node/dist/watch.js'))('undici') as typeof Undici;
+/** What we use of undici: a dispatcher as RequestContext takes it, with TLS connect options, and request(). */
+type Dispatcher = NonNullable<ReturnType<RequestContext['getDispatcher']>>;
+interface Undici {
+  Agent: new (opts: { connect: Record<string, unknown> }) => Dispatcher & { destroy(): Promise<void> };
+  request(url: URL, opts: { method: 'GET'; headers: Record<string, string>; dispatcher: Dispatcher; signal: AbortSignal }):
+    Promise<{ statusCode: number; body: { text(): Promise<string>; json(): Promise<unknown> } }>;
+}
+
+// undici as client-node resolves it: the very instance its Watch fetches with. It is client-node's
+// dependency, not ours, so neither the code nor the types import it by name.
+const undici = createRequire(import.meta.resolve('@kubernetes/client-node/dist/watch.js'))('undici') as Undici;
 
 export interface ApiConnectionConfig {
   /** API server URL (CoreDNS `endpoint`). http:// URLs (kubectl proxy) are allowed. */
@@ -283,7 +290,7 @@ export class ApiClient {
   readonly server: string;
   readonly origin: string;
   private readonly conn: ApiConnection;
-  private readonly dispatcher: Undici.Agent;
+  private readonly dispatcher: Dispatcher & { destroy(): Promise<void> };
   private token: string | undefined;
   private tokenReadAt = 0;
   private kubeConfig: Promise<KubeConfig> | undefined;
