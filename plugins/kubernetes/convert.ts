@@ -1,5 +1,5 @@
-// API objects → slim records. Input is either raw JSON (watch events, manifests) or a client-node class
-// instance (typed list calls: same field names, but timestamps are Date objects). Nothing here throws:
+// API objects → slim records. Input is raw JSON (lists, watch events, manifests); client-node class
+// instances (same field names, but timestamps are Date objects) are accepted too. Nothing here throws:
 // a malformed object yields a reason string, which the caller logs ("skipping Service ns/name: reason")
 // before skipping the object, so one bad object never stops a list, a watch or a manifest load.
 import { isIPv4, isIPv6 } from 'node:net';

@@ -27,8 +27,8 @@ export interface SourceStarters {
     opts: { watch?: boolean; labels?: string; namespaceLabels?: string }): SourceHandle | Promise<SourceHandle>;
 }
 
-// Sources load on demand: @kubernetes/client-node costs tens of MiB of heap that a manifests-only
-// or node-local configuration never needs.
+// Sources load on demand: the API source (client-node's ListWatch and Watch, undici) costs ~16 MiB of
+// RSS and ~0.25 s of startup that a manifests-only or node-local configuration never needs.
 export const defaultStarters: SourceStarters = {
   async api(cfg, sink, env) {
     const { startApiSource } = await import('./source-api.ts');

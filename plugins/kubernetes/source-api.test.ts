@@ -1,5 +1,5 @@
-// The API source driven through the real @kubernetes/client-node (ListWatch, Watch, CoreV1Api,
-// DiscoveryV1Api, KubeConfig) against the test API server, into a recording sink.
+// The API source driven through the real @kubernetes/client-node informer (ListWatch over Watch) against
+// the test API server, into a recording sink. Lists and credentials are api-client.ts's.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,7 +8,7 @@ import { memoryLogger } from '../../src/log.ts';
 import { Metrics } from '../../src/metrics.ts';
 import { startKubeApi, type KubeApiServer } from '../../test/kubeapi/server.ts';
 import { endpointSlice, namespace, pod, RecordingSink, service, waitFor } from '../../test/kubeapi/objects.ts';
-import { loadKubeConfig, startApiSource, type ApiSourceConfig } from './source-api.ts';
+import { resolveConnection, startApiSource, type ApiSourceConfig } from './source-api.ts';
 import type { SourceHandle } from './objects.ts';
 
 const fast = { initialMs: 50, maxMs: 200 };
@@ -360,26 +360,15 @@ describe('API source: lifecycle and configuration', () => {
     }
   });
 
-  it('resolves configuration: endpoint, kubeconfig context, in-cluster', () => {
-    expect(loadKubeConfig({ endpoint: 'http://127.0.0.1:8001/' }).getCurrentCluster()).toMatchObject({ server: 'http://127.0.0.1:8001', skipTLSVerify: true });
-    expect(loadKubeConfig({ endpoint: 'https://10.0.0.1:6443', tls: { cert: '/c', key: '/k', ca: '/ca' } }).getCurrentCluster())
-      .toMatchObject({ server: 'https://10.0.0.1:6443', skipTLSVerify: false, caFile: '/ca' });
-    expect(() => loadKubeConfig({ endpoint: 'not a url' })).toThrow(/invalid endpoint/);
+  it('resolves configuration: endpoint, kubeconfig context', () => {
+    expect(resolveConnection({ endpoint: 'http://127.0.0.1:8001/' })).toMatchObject({ server: 'http://127.0.0.1:8001', tls: {} });
+    expect(() => resolveConnection({ endpoint: 'not a url' })).toThrow(/invalid endpoint/);
+    expect(() => resolveConnection({ endpoint: 'ftp://x' })).toThrow(/not http or https/);
 
     const file = api.kubeconfigFile(dir, { context: 'ctx-a' });
-    expect(loadKubeConfig({ kubeconfig: { file, context: 'ctx-a' } }).getCurrentContext()).toBe('ctx-a');
-    expect(() => loadKubeConfig({ kubeconfig: { file, context: 'nope' } })).toThrow(/context "nope" not found/);
-    expect(() => loadKubeConfig({ kubeconfig: { file: join(dir, 'missing') } })).toThrow();
-
-    const saved = { host: process.env.KUBERNETES_SERVICE_HOST, port: process.env.KUBERNETES_SERVICE_PORT };
-    try {
-      process.env.KUBERNETES_SERVICE_HOST = 'fd00::1';
-      process.env.KUBERNETES_SERVICE_PORT = '443';
-      expect(loadKubeConfig({}).getCurrentCluster()).toMatchObject({ server: 'https://[fd00::1]:443' });
-    } finally {
-      if (saved.host === undefined) delete process.env.KUBERNETES_SERVICE_HOST; else process.env.KUBERNETES_SERVICE_HOST = saved.host;
-      if (saved.port === undefined) delete process.env.KUBERNETES_SERVICE_PORT; else process.env.KUBERNETES_SERVICE_PORT = saved.port;
-    }
+    expect(resolveConnection({ kubeconfig: { file, context: 'ctx-a' } })).toMatchObject({ server: api.url, token: 'test-token', origin: `${file}, context ctx-a` });
+    expect(() => resolveConnection({ kubeconfig: { file, context: 'nope' } })).toThrow(/context "nope" not found/);
+    expect(() => resolveConnection({ kubeconfig: { file: join(dir, 'missing') } })).toThrow(/cannot read kubeconfig .*missing: ENOENT/);
   });
 });
 

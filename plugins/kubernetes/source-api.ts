@@ -15,31 +15,30 @@
 //    start() resolves even when the list failed. We restart it with jittered exponential backoff, track
 //    "synced" ourselves, and count restarts.
 //
-// The list is ours (typed CoreV1Api/DiscoveryV1Api calls, paged with limit/continue so a big cluster is
-// never held in memory whole); it feeds the sink one replaceAll per kind, which also deletes whatever
+// Only those two classes come from client-node, by deep import (client-node.ts: dist/cache.js without
+// the generated models, and dist/watch.js): the package index, KubeConfig, the generated API clients
+// and their models cost ~25 MiB of RSS and ~0.5 s at startup on top (docs/performance.md, "Loading
+// less of client-node"). Credentials and list requests are api-client.ts's: plain GETs, paged with
+// limit/continue so a big cluster is never held in memory whole, parsed as plain JSON. A list feeds the sink one replaceAll per kind, which also deletes whatever
 // vanished (ListWatch's own relist does fire deletes for vanished objects, but replaceAll makes the sink
 // exact in one step, so the per-object callbacks ListWatch fires while applying a list are ignored).
 // Nothing here is on the query path: the zone answers from its own maps.
-import {
-  ApiException, CoreV1Api, DiscoveryV1Api, KubeConfig, ListWatch, Watch,
-  Observable, type ConfigurationOptions, type KubernetesListObject, type KubernetesObject, type ObservableMiddleware, type V1ListMeta,
-} from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node/dist/config.js';
+import type { KubernetesListObject, KubernetesObject } from '@kubernetes/client-node/dist/types.js';
 import type { Gauge } from 'prom-client';
 import type { Logger } from '../../src/log.ts';
 import type { Metrics } from '../../src/metrics.ts';
+import { ListWatch, Watch } from './client-node.ts';
+import { ApiClient, ApiStatusError, resolveConnection, type ApiConnectionConfig, type ListPage } from './api-client.ts';
 import {
   describeObject, isInvalid, toSlimEndpointSlice, toSlimNamespace, toSlimPod, toSlimService, type Converted,
 } from './convert.ts';
 import type { Kind, SlimEndpointSlice, SlimNamespace, SlimPod, SlimService, SourceHandle, ZoneSink } from './objects.ts';
 import { parseSelector } from './selector.ts';
 
-export interface ApiSourceConfig {
-  /** API server URL (CoreDNS `endpoint`). http:// URLs (kubectl proxy) are allowed. */
-  endpoint?: string;
-  /** Client certificate, key and CA files for `endpoint` (CoreDNS `tls CERT KEY CACERT`). */
-  tls?: { cert: string; key: string; ca: string };
-  /** A kubeconfig file and optional context (CoreDNS `kubeconfig KUBECONFIG [CONTEXT]`). */
-  kubeconfig?: { file: string; context?: string };
+export { resolveConnection } from './api-client.ts';
+
+export interface ApiSourceConfig extends ApiConnectionConfig {
   /** Label selector for Services and EndpointSlices (CoreDNS `labels`), sent to the server. */
   labels?: string;
   /** Label selector for Namespaces (CoreDNS `namespace_labels`), sent to the server. */
@@ -66,16 +65,12 @@ interface Shell extends KubernetesObject {
   converted?: Converted<Slim>;
 }
 
-interface ListPage { metadata?: V1ListMeta; items: unknown[] }
-interface ListParams { labelSelector?: string; limit: number; _continue?: string }
-
 interface KindDef {
   kind: Kind;
   /** The resource's plural: log lines, metric label. */
   resource: 'services' | 'endpointslices' | 'namespaces' | 'pods';
   path: string;
   labelSelector: string | undefined;
-  list(p: ListParams, opts: ConfigurationOptions): Promise<ListPage>;
   convert(obj: unknown): Converted<Slim>;
   upsert(s: Slim): void;
   remove(namespace: string, name: string): void;
@@ -85,55 +80,9 @@ interface KindDef {
 const defaultBackoff = { initialMs: 500, maxMs: 30_000 };
 const listPageTimeoutMs = 60_000;
 
-/**
- * Build the client configuration: `endpoint` (+`tls`) when given; else the kubeconfig file (and context);
- * else in-cluster (service-account token, KUBERNETES_SERVICE_HOST/PORT); else client-node's default
- * ($KUBECONFIG, ~/.kube/config). Throws on a configuration that cannot work (missing file, unknown context).
- */
-export function loadKubeConfig(cfg: Pick<ApiSourceConfig, 'endpoint' | 'tls' | 'kubeconfig'>): KubeConfig {
-  const kc = new KubeConfig();
-  if (cfg.endpoint) {
-    let url: URL;
-    try {
-      url = new URL(cfg.endpoint);
-    } catch {
-      throw new Error(`invalid endpoint "${cfg.endpoint}"`);
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`invalid endpoint "${cfg.endpoint}": not http or https`);
-    kc.loadFromClusterAndUser(
-      // client-node refuses http:// servers unless skipTLSVerify is set (there is no TLS to verify).
-      { name: 'endpoint', server: cfg.endpoint.replace(/\/+$/, ''), skipTLSVerify: url.protocol === 'http:', ...(cfg.tls ? { caFile: cfg.tls.ca } : {}) },
-      { name: 'endpoint', ...(cfg.tls ? { certFile: cfg.tls.cert, keyFile: cfg.tls.key } : {}) },
-    );
-  } else if (cfg.kubeconfig) {
-    kc.loadFromFile(cfg.kubeconfig.file);
-    const context = cfg.kubeconfig.context;
-    if (context) {
-      if (!kc.getContextObject(context)) throw new Error(`context "${context}" not found in ${cfg.kubeconfig.file}`);
-      kc.setCurrentContext(context);
-    }
-  } else if (process.env.KUBERNETES_SERVICE_HOST && process.env.KUBERNETES_SERVICE_PORT) {
-    kc.loadFromCluster();
-  } else {
-    kc.loadFromDefault();
-  }
-  if (!kc.getCurrentCluster()) throw new Error('the Kubernetes client configuration names no cluster');
-  return kc;
-}
-
 /** A short, single-line reason for a failed request. */
 export function errorText(err: unknown): string {
-  if (err instanceof ApiException) {
-    const body: unknown = err.body;
-    let msg = '';
-    let status: unknown = body;
-    if (typeof body === 'string') {
-      // The generated clients leave a non-2xx body as text: usually a Status object.
-      try { status = JSON.parse(body); } catch { msg = body.slice(0, 200); }
-    }
-    if (typeof status === 'object' && status !== null && typeof (status as { message?: unknown }).message === 'string') msg = (status as { message: string }).message;
-    return `HTTP ${err.code}${msg ? `: ${msg}` : ''}`;
-  }
+  if (err instanceof ApiStatusError) return `HTTP ${err.statusCode}${err.message ? `: ${err.message}` : ''}`;
   if (err instanceof Error || (typeof err === 'object' && err !== null && 'message' in err)) {
     const e = err as Error & { statusCode?: number; cause?: { code?: string; message?: string } };
     if (typeof e.statusCode === 'number') return `HTTP ${e.statusCode} ${e.message}`;
@@ -146,15 +95,6 @@ export function errorText(err: unknown): string {
 
 function fmtDelay(ms: number): string {
   return ms < 1000 ? `${Math.round(ms)}ms` : `${Number((ms / 1000).toFixed(1))}s`;
-}
-
-/** Per-request options that abort the request on `signal` (the generated clients take no signal otherwise). */
-function abortable(signal: AbortSignal): ConfigurationOptions {
-  const mw: ObservableMiddleware = {
-    pre: (ctx) => { ctx.setSignal(signal); return new Observable(Promise.resolve(ctx)); },
-    post: (res) => new Observable(Promise.resolve(res)),
-  };
-  return { middleware: [mw], middlewareMergeStrategy: 'append' };
 }
 
 function shellOf(obj: unknown, converted?: Converted<Slim>): Shell {
@@ -175,8 +115,10 @@ function shellOf(obj: unknown, converted?: Converted<Slim>): Shell {
 class SlimWatch extends Watch {
   private readonly owner: KindWatch;
 
-  constructor(kc: KubeConfig, owner: KindWatch) {
-    super(kc);
+  constructor(client: ApiClient, owner: KindWatch) {
+    // Watch asks its KubeConfig for getCurrentCluster() and applySecurityAuthentication(ctx) only;
+    // ApiClient answers both (the tests run every watch through this).
+    super(client as unknown as KubeConfig);
     this.owner = owner;
   }
 
@@ -227,22 +169,24 @@ class KindWatch {
   private listAbort: AbortController | undefined;
 
   readonly def: KindDef;
+  private readonly client: ApiClient;
   private readonly log: Logger;
   private readonly backoff: { initialMs: number; maxMs: number };
   private readonly pageSize: number;
   private readonly restarts: (resource: string) => void;
   private readonly onSynced: () => void;
 
-  constructor(def: KindDef, kc: KubeConfig, log: Logger, opts: {
+  constructor(def: KindDef, client: ApiClient, log: Logger, opts: {
     backoff: { initialMs: number; maxMs: number }; pageSize: number; restarts: (resource: string) => void; onSynced: () => void;
   }) {
     this.def = def;
+    this.client = client;
     this.log = log;
     this.backoff = opts.backoff;
     this.pageSize = opts.pageSize;
     this.restarts = opts.restarts;
     this.onSynced = opts.onSynced;
-    this.informer = new ListWatch<Shell>(def.path, new SlimWatch(kc, this), () => this.list(), false, def.labelSelector);
+    this.informer = new ListWatch<Shell>(def.path, new SlimWatch(client, this), () => this.list(), false, def.labelSelector);
     this.informer.on('add', (s) => this.onObject(s, false));
     this.informer.on('update', (s) => this.onObject(s, true));
     this.informer.on('delete', (s) => this.onDelete(s));
@@ -304,10 +248,9 @@ class KindWatch {
     let cont: string | undefined;
     let pages = 0;
     do {
-      const page = await this.def.list(
-        { ...(this.def.labelSelector ? { labelSelector: this.def.labelSelector } : {}), limit: this.pageSize, ...(cont ? { _continue: cont } : {}) },
-        abortable(AbortSignal.any([abort.signal, AbortSignal.timeout(listPageTimeoutMs)])),
-      );
+      const page: ListPage = await this.client.list(this.def.path,
+        { labelSelector: this.def.labelSelector, limit: this.pageSize, continue: cont },
+        AbortSignal.any([abort.signal, AbortSignal.timeout(listPageTimeoutMs)]));
       pages++;
       if (!resourceVersion) resourceVersion = page.metadata?.resourceVersion ?? '';
       for (const item of page.items ?? []) {
@@ -316,7 +259,7 @@ class KindWatch {
         if (isInvalid(c)) this.skip(item, c);
         else if (c !== null) slims.push(c);
       }
-      cont = page.metadata?._continue || undefined;
+      cont = page.metadata?.continue || undefined;
       this.contact();
     } while (cont && !this.stopped);
     if (this.stopped) throw new Error('stopped');
@@ -414,6 +357,7 @@ class ApiSource implements SourceHandle {
   readonly startedAt = Date.now();
   private resolveSynced!: () => void;
   private readonly metrics: Metrics;
+  private readonly client: ApiClient;
 
   constructor(cfg: ApiSourceConfig, sink: ZoneSink, env: ApiSourceEnv) {
     this.metrics = env.metrics;
@@ -423,9 +367,10 @@ class ApiSource implements SourceHandle {
         try { parseSelector(sel); } catch (err) { throw new Error(`${what}: ${(err as Error).message}`); }
       }
     }
-    const kc = loadKubeConfig(cfg);
-    const core = kc.makeApiClient(CoreV1Api);
-    const discovery = kc.makeApiClient(DiscoveryV1Api);
+    const conn = resolveConnection(cfg);
+    this.client = new ApiClient(conn);
+    env.log.debug(`API server ${conn.server} (${conn.origin})`);
+    if (conn.kubeConfig) env.log.info(`${conn.origin} needs ${conn.kubeConfig.reason}: credentials come from client-node's KubeConfig`);
     const restarts = env.metrics.counter('coredns_kubernetes_watch_restarts_total',
       'Watches of the Kubernetes API restarted after failing, by resource.', ['kind']);
     env.metrics.gauge('coredns_kubernetes_last_contact_age_seconds',
@@ -437,7 +382,6 @@ class ApiSource implements SourceHandle {
     const defs: KindDef[] = [
       {
         kind: 'Namespace', resource: 'namespaces', path: '/api/v1/namespaces', labelSelector: cfg.namespaceLabels || undefined,
-        list: (p, o) => core.listNamespace(p, o),
         convert: (obj) => toSlimNamespace(obj),
         upsert: (s) => sink.upsertNamespace(s as SlimNamespace),
         remove: (_ns, name) => sink.deleteNamespace(name),
@@ -445,7 +389,6 @@ class ApiSource implements SourceHandle {
       },
       {
         kind: 'Service', resource: 'services', path: '/api/v1/services', labelSelector: labels,
-        list: (p, o) => core.listServiceForAllNamespaces(p, o),
         convert: (obj) => toSlimService(obj),
         upsert: (s) => sink.upsertService(s as SlimService),
         remove: (ns, name) => sink.deleteService(ns, name),
@@ -453,7 +396,6 @@ class ApiSource implements SourceHandle {
       },
       {
         kind: 'EndpointSlice', resource: 'endpointslices', path: '/apis/discovery.k8s.io/v1/endpointslices', labelSelector: labels,
-        list: (p, o) => discovery.listEndpointSliceForAllNamespaces(p, o),
         convert: (obj) => toSlimEndpointSlice(obj),
         upsert: (s) => sink.upsertEndpointSlice(s as SlimEndpointSlice),
         remove: (ns, name) => sink.deleteEndpointSlice(ns, name),
@@ -463,7 +405,6 @@ class ApiSource implements SourceHandle {
     if (cfg.watchPods) {
       defs.push({
         kind: 'Pod', resource: 'pods', path: '/api/v1/pods', labelSelector: undefined,
-        list: (p, o) => core.listPodForAllNamespaces(p, o),
         convert: (obj) => toSlimPod(obj),
         upsert: (s) => sink.upsertPod(s as SlimPod),
         remove: (ns, name) => sink.deletePod(ns, name),
@@ -481,7 +422,7 @@ class ApiSource implements SourceHandle {
         }
       },
     };
-    for (const def of defs) this.kinds.push(new KindWatch(def, kc, env.log, opts));
+    for (const def of defs) this.kinds.push(new KindWatch(def, this.client, env.log, opts));
     let set = sourcesByRegistry.get(env.metrics);
     if (!set) sourcesByRegistry.set(env.metrics, (set = new Set()));
     set.add(this);
@@ -502,6 +443,7 @@ class ApiSource implements SourceHandle {
   async stop(): Promise<void> {
     sourcesByRegistry.get(this.metrics)?.delete(this);
     await Promise.all(this.kinds.map((k) => k.stop()));
+    await this.client.close();
   }
 }
 
