@@ -6,25 +6,9 @@ import { Rcode, Type } from '../../src/dns/types.ts';
 import type { Next } from '../../src/plugin.ts';
 import { makeRequest } from '../../test/helpers.ts';
 import { AutoPath, type PodNamespaces } from './autopath.ts';
+import { microBench, microSink } from '../../test/bench/micro.ts';
 
-let sink = 0;
-function bench(name: string, fn: () => unknown, ms = 300): void {
-  const once = (n: number): number => {
-    const t0 = process.hrtime.bigint();
-    for (let i = 0; i < n; i++) if (fn()) sink++;
-    return Number(process.hrtime.bigint() - t0);
-  };
-  let n = 1000;
-  once(n);
-  while (once(n) < 20e6) n *= 2;
-  let best = Infinity;
-  for (let round = 0; round < 3; round++) {
-    let ops = 0, ns = 0;
-    while (ns < (ms * 1e6) / 3) { ns += once(n); ops += n; }
-    best = Math.min(best, ns / ops);
-  }
-  console.log(`${name.padEnd(52)} ${Math.round(best).toString().padStart(7)} ns/op`);
-}
+const bench = microBench;
 
 const pods: PodNamespaces = { zones: ['cluster.local.', 'in-addr.arpa.', 'ip6.arpa.'], namespaceOfIP: (ip) => (ip === '10.244.0.7' ? 'default' : undefined) };
 const success = new Metrics().fastCounter('coredns_autopath_success_total', 'bench', ['server']);
@@ -44,4 +28,4 @@ bench('untouched: external name (one endsWith)', () => h.serveDNS(external, next
 bench('untouched: other namespace (endsWith + IP lookup)', () => h.serveDNS(otherNs, next));
 bench('first search domain answers (no walk)', () => h.serveDNS(first, next));
 bench('walk of 4 (3 derived queries, CNAME reply)', () => h.serveDNS(walk, nxThenBare));
-if (sink < 0) console.log(sink);
+if (microSink() < 0) console.log(microSink());

@@ -10,25 +10,9 @@ import { KubernetesHandler } from './kubernetes.ts';
 import { RemoteZone, unpackReplies, zoneService, type RepliesAnswer } from './remote.ts';
 import { SlotReader, SlotTable } from './slots.ts';
 import { KubeZone } from './zone.ts';
+import { microBench, microSink } from '../../test/bench/micro.ts';
 
-let sink = 0;
-function bench(name: string, fn: () => unknown, ms = 300): void {
-  const once = (n: number): number => {
-    const t0 = process.hrtime.bigint();
-    for (let i = 0; i < n; i++) if (fn()) sink++;
-    return Number(process.hrtime.bigint() - t0);
-  };
-  let n = 100;
-  once(n);
-  while (once(n) < 20e6) n *= 2;
-  let best = Infinity;
-  for (let round = 0; round < 3; round++) {
-    let ops = 0, ns = 0;
-    while (ns < (ms * 1e6) / 3) { ns += once(n); ops += n; }
-    best = Math.min(best, ns / ops);
-  }
-  console.log(`${name.padEnd(58)} ${Math.round(best).toString().padStart(7)} ns/op`);
-}
+const bench = microBench;
 
 const zone = new KubeZone({ implicitNamespaces: true });
 for (let i = 0; i < 1000; i++) {
@@ -59,4 +43,4 @@ for (const size of [1, 32]) {
     return unpackReplies(a).length;
   }, 300);
 }
-console.log(`(per-reply figure for the batch of 32: divide by 32)${sink < 0 ? '' : ''}`);
+console.log(`(per-reply figure for the batch of 32: divide by 32)${microSink() < 0 ? '' : ''}`);

@@ -8,25 +8,9 @@ import { prebuild, writePrebuilt } from '../../src/dns/wire.ts';
 import { Request } from '../../src/request.ts';
 import { queryBytes } from '../../test/helpers.ts';
 import { balance } from './loadbalance.ts';
+import { microBench, microSink } from '../../test/bench/micro.ts';
 
-let sink = 0;
-function bench(name: string, fn: () => unknown, ms = 300): void {
-  const once = (n: number): number => {
-    const t0 = process.hrtime.bigint();
-    for (let i = 0; i < n; i++) if (fn()) sink++;
-    return Number(process.hrtime.bigint() - t0);
-  };
-  let n = 1000;
-  once(n);
-  while (once(n) < 20e6) n *= 2;
-  let best = Infinity;
-  for (let round = 0; round < 3; round++) {
-    let ops = 0, ns = 0;
-    while (ns < (ms * 1e6) / 3) { ns += once(n); ops += n; }
-    best = Math.min(best, ns / ops);
-  }
-  console.log(`${name.padEnd(44)} ${Math.round(best).toString().padStart(7)} ns/op`);
-}
+const bench = microBench;
 
 const qname = 'web.default.svc.cluster.local.';
 const raw = queryBytes(qname, Type.A, { edns: { udpSize: 1232 } });
@@ -44,4 +28,4 @@ for (const n of [2, 4, 16]) {
   bench(`${n} A: balance + writePrebuilt (wire moved)`, () => writePrebuilt(balance(m, null).wire!, q, raw, opt, 1232));
   bench(`${n} A: balance + encode (wire dropped)`, () => { const b = balance(m, null); b.wire = undefined; return encode(b, 1232); });
 }
-if (sink < 0) console.log(sink);
+if (microSink() < 0) console.log(microSink());
