@@ -5,6 +5,7 @@ import type { Gauge } from 'prom-client';
 import type { Logger } from '../../src/log.ts';
 import type { Metrics } from '../../src/metrics.ts';
 import { definePlugin, type SetupEnv } from '../../src/plugin.ts';
+import { fullGc } from '../../src/gc.ts';
 import { prebuild } from '../../src/dns/wire.ts';
 import { parseConfig, type KubernetesConfig } from './config.ts';
 import { KubernetesHandler, type ZoneHandler } from './kubernetes.ts';
@@ -108,6 +109,19 @@ function setupLocal(cfg: KubernetesConfig, env: SetupEnv, opts: SetupOptions): K
     implicitNamespaces: manifests && cfg.namespaceLabels === undefined,
     onProgramming: (kind: ProgrammingKind, seconds: number) => programming.observe({ service_kind: kind }, seconds),
   });
+  // After a bulk load (initial list, relist, manifest reload) the parsed pages are garbage: collect
+  // once the burst is over, so the process does not keep the heap it grew to (src/gc.ts).
+  let release: NodeJS.Timeout | undefined;
+  const bulkReplace = zone.replaceAll.bind(zone) as (kind: Kind, items: unknown[]) => void;
+  zone.replaceAll = ((kind: Kind, items: unknown[]) => {
+    bulkReplace(kind, items);
+    clearTimeout(release);
+    release = setTimeout(() => {
+      const ms = fullGc();
+      if (ms >= 0) log.info(`released memory after a bulk load (full GC, ${ms.toFixed(0)} ms)`);
+    }, 500);
+    release.unref();
+  }) as typeof zone.replaceAll;
   let zones = zonesByRegistry.get(env.metrics);
   if (!zones) zonesByRegistry.set(env.metrics, zones = new Set());
   zones.add(zone);
@@ -137,6 +151,7 @@ function setupLocal(cfg: KubernetesConfig, env: SetupEnv, opts: SetupOptions): K
     if (!(await syncedWithin(source, cfg.startupTimeoutMs))) log.warn('starting server with unsynced Kubernetes API');
   });
   env.onFinalShutdown(async () => {
+    clearTimeout(release);
     zones.delete(zone);
     await source?.stop();
   });
