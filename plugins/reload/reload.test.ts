@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -8,6 +8,15 @@ import { parseCorefile } from '../../src/corefile/parser.ts';
 import { Metrics } from '../../src/metrics.ts';
 import { fakeEnv } from '../../test/helpers.ts';
 import { checkPeriod, corefileDigest, plugin, type ReloadConfig } from './index.ts';
+
+/**
+ * Replace a file's contents in one step (write a sibling, rename over it), as editors and ConfigMap
+ * updates do: a check every few ms must never see a half-written file and count it as a change.
+ */
+function replaceFile(p: string, text: string): void {
+  writeFileSync(p + '.tmp', text);
+  renameSync(p + '.tmp', p);
+}
 
 const dir = mkdtempSync(path.join(tmpdir(), 'clusterdns-reload-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -74,7 +83,7 @@ describe('reload: checking', () => {
     expect(await t.metric('coredns_reload_version_info')).toEqual([{ value: 1, labels: { hash: 'sha512', value: sha512(p) } }]);
     await sleep(50);
     expect(t.reloads()).toBe(0);
-    writeFileSync(p, '. {\n    whoami\n    log\n}\n');
+    replaceFile(p, '. {\n    whoami\n    log\n}\n');
     await expect.poll(t.reloads, { timeout: 2000, interval: 5 }).toBe(1);
     await sleep(50);
     expect(t.reloads()).toBe(1); // the same contents are not reloaded twice
@@ -86,7 +95,7 @@ describe('reload: checking', () => {
     const extra = file('. {\n    whoami\n}\n');
     const t = await harness([main, extra]);
     expect(t.log.lines.find((l) => l.includes('SHA512'))).toBeDefined();
-    writeFileSync(extra, '. {\n    log\n}\n');
+    replaceFile(extra, '. {\n    log\n}\n');
     await expect.poll(t.reloads, { timeout: 2000, interval: 5 }).toBe(1);
     await t.stop();
   });
@@ -95,7 +104,7 @@ describe('reload: checking', () => {
     const p = file('. {\n    whoami\n}\n');
     const t = await harness([p], async () => { throw new Error('plugin/bogus: Corefile:2 - Error during parsing: unknown directive'); });
     const before = sha512(p);
-    writeFileSync(p, '. {\n    bogus\n}\n');
+    replaceFile(p, '. {\n    bogus\n}\n');
     await expect.poll(t.reloads, { timeout: 2000, interval: 5 }).toBe(1);
     await expect.poll(async () => (await t.metric('coredns_reload_failed_total'))[0]?.value, { timeout: 1000 }).toBe(1);
     expect(t.log.lines).toContain('[ERROR] Corefile changed but reload failed: plugin/bogus: Corefile:2 - Error during parsing: unknown directive');
@@ -103,7 +112,7 @@ describe('reload: checking', () => {
     expect(t.reloads()).toBe(1);
     // The running configuration is still the old one.
     expect(await t.metric('coredns_reload_version_info')).toEqual([{ value: 1, labels: { hash: 'sha512', value: before } }]);
-    writeFileSync(p, '. {\n    bogus2\n}\n');
+    replaceFile(p, '. {\n    bogus2\n}\n');
     await expect.poll(t.reloads, { timeout: 2000, interval: 5 }).toBe(2);
     await expect.poll(async () => (await t.metric('coredns_reload_failed_total'))[0]?.value, { timeout: 1000 }).toBe(2);
     await t.stop();
@@ -114,7 +123,7 @@ describe('reload: checking', () => {
     const p = file('. {\n    whoami\n}\n');
     const old = await harness([p], async () => undefined, metrics);
     await old.stop();
-    writeFileSync(p, '. {\n    whoami\n    log\n}\n');
+    replaceFile(p, '. {\n    whoami\n    log\n}\n');
     await sleep(60);
     expect(old.reloads()).toBe(0);
     expect(await old.metric('coredns_reload_version_info')).toEqual([]);
@@ -138,7 +147,7 @@ describe('reload: checking', () => {
     await plugin.setup(fast, { ...f.env, block: { ...f.env.block, index: 1 } });
     expect(f.startup).toHaveLength(1);
     for (const s of f.startup) await s();
-    writeFileSync(p, '. {\n    reload\n}\n');
+    replaceFile(p, '. {\n    reload\n}\n');
     await expect.poll(() => reloads, { timeout: 2000, interval: 5 }).toBe(1);
     await sleep(40);
     expect(reloads).toBe(1);
@@ -152,7 +161,7 @@ describe('reload: checking', () => {
     f.env.instance = { draining: true, query: async () => { throw new Error('no'); }, reload: async () => { reloads++; } };
     await plugin.setup(fast, f.env);
     for (const s of f.startup) await s();
-    writeFileSync(p, '. {\n    log\n}\n');
+    replaceFile(p, '. {\n    log\n}\n');
     await sleep(60);
     expect(reloads).toBe(0);
     for (const s of f.finalShutdown) await s();
