@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Controller } from '../../src/corefile/controller.ts';
 import { parseCorefile } from '../../src/corefile/parser.ts';
@@ -66,13 +65,6 @@ describe('errors: parse', () => {
 
   it('rejects an expression longer than 10000 characters', () => {
     expect(() => parse(`errors {\n consolidate 1m ${'a'.repeat(10_001)}\n}`)).toThrow('regexp longer than 10000 characters');
-  });
-
-  it('parses every Corefile example in its README', () => {
-    const md = readFileSync(new URL('./README.md', import.meta.url), 'utf8');
-    const examples = [...md.matchAll(/```corefile\n([\s\S]*?)```/g)].map((m) => m[1]!);
-    expect(examples.length).toBeGreaterThan(0);
-    for (const text of examples) for (const c of controllers(text)) plugin.parse(c);
   });
 });
 

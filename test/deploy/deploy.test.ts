@@ -23,6 +23,7 @@ import { parseCorefile } from '../../src/corefile/parser.ts';
 import { parseDuration } from '../../src/corefile/duration.ts';
 import type { Corefile, Directive } from '../../src/corefile/types.ts';
 import { buildPlan } from '../../src/config.ts';
+import { kubeadmCorefile } from '../fixtures/kubeadm.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const deployDir = join(root, 'deploy');
@@ -378,30 +379,6 @@ function checkHardenedDnsPod(spec: IPodSpec, corefile: Corefile): void {
 // ---------------------------------------------------------------------------------------------
 // The cluster DNS
 
-const kubeadmCorefile = `.:53 {
-    errors
-    health {
-       lameduck 5s
-    }
-    ready
-    kubernetes cluster.local in-addr.arpa ip6.arpa {
-       pods insecure
-       fallthrough in-addr.arpa ip6.arpa
-       ttl 30
-    }
-    prometheus :9153
-    forward . /etc/resolv.conf {
-       max_concurrent 1000
-    }
-    cache 30 {
-       disable success cluster.local
-       disable denial cluster.local
-    }
-    loop
-    reload
-    loadbalance
-}
-`;
 
 describe('deploy/kubernetes: the cluster DNS', () => {
   const objs = loadKustomize(join(deployDir, 'kubernetes'));
