@@ -23,3 +23,10 @@ export function loopbackBase(addr: string, boundPort: number): string {
   if (host === '::') return `http://[::1]:${p}`;
   return host.includes(':') ? `http://[${host}]:${p}` : `http://${host}:${p}`;
 }
+
+/** The directive's one optional argument as an HTTP listen address, or `fallback` when there is none. */
+export function optionalHttpAddress(c: Controller, fallback: string): string {
+  c.expectArgs(0, 1);
+  const tok = c.argTokens[0];
+  return tok ? parseHttpAddress(c, tok) : fallback;
+}

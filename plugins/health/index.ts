@@ -1,6 +1,6 @@
 import { definePlugin, type InstanceApi } from '../../src/plugin.ts';
 import { formatDuration } from '../errors/duration.ts';
-import { parseHttpAddress } from './address.ts';
+import { optionalHttpAddress } from './address.ts';
 import { SelfCheck, healthMetrics, healthRoute } from './health.ts';
 
 export { HEALTH_BUCKETS, SelfCheck, healthMetrics, healthRoute } from './health.ts';
@@ -32,9 +32,7 @@ export const plugin = definePlugin<HealthConfig>({
   // One /health and one lameduck for the process: main's (workers keep answering during it).
   placement: 'main',
   parse(c) {
-    c.expectArgs(0, 1);
-    const tok = c.argTokens[0];
-    const addr = tok ? parseHttpAddress(c, tok) : DEFAULT_HEALTH_ADDR;
+    const addr = optionalHttpAddress(c, DEFAULT_HEALTH_ADDR);
     let lameduckMs = 0;
     for (const line of c.lines()) {
       if (line.name !== 'lameduck') throw line.unknownProperty();

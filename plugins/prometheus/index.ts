@@ -2,7 +2,7 @@ import type { Metrics } from '../../src/metrics.ts';
 import { definePlugin, type InstanceApi, type SetupEnv } from '../../src/plugin.ts';
 import type { Route } from '../../src/server/http.ts';
 import { version } from '../../src/version.ts';
-import { parseHttpAddress } from '../health/address.ts';
+import { optionalHttpAddress } from '../health/address.ts';
 
 export interface PrometheusConfig {
   addr: string;
@@ -53,9 +53,7 @@ export const plugin = definePlugin<PrometheusConfig>({
   // Workers count their queries; main serves /metrics with the workers' registries summed in.
   placement: 'both',
   parse(c) {
-    c.expectArgs(0, 1);
-    const tok = c.argTokens[0];
-    const addr = tok ? parseHttpAddress(c, tok) : DEFAULT_METRICS_ADDR;
+    const addr = optionalHttpAddress(c, DEFAULT_METRICS_ADDR);
     for (const line of c.lines()) {
       switch (line.name) {
         case 'runtime_metrics':

@@ -1,5 +1,5 @@
 import { definePlugin } from '../../src/plugin.ts';
-import { parseHttpAddress } from '../health/address.ts';
+import { optionalHttpAddress } from '../health/address.ts';
 import { Readiness, readyRoute, type Monitor } from './ready.ts';
 
 export { Readiness, readyRoute, type Monitor, type ReadyStatus } from './ready.ts';
@@ -16,9 +16,7 @@ export const plugin = definePlugin<ReadyConfig>({
   name: 'ready',
   placement: 'main',
   parse(c) {
-    c.expectArgs(0, 1);
-    const tok = c.argTokens[0];
-    const addr = tok ? parseHttpAddress(c, tok) : DEFAULT_READY_ADDR;
+    const addr = optionalHttpAddress(c, DEFAULT_READY_ADDR);
     let monitor: Monitor = 'until-ready';
     for (const line of c.lines()) {
       if (line.name !== 'monitor') throw line.unknownProperty();

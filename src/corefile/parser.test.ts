@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lex } from './lexer.ts';
 import { loadCorefile, parseCorefile, parseServerKey, type ParseOptions } from './parser.ts';
 import { CorefileError, type Corefile, type Directive, type ServerKey } from './types.ts';
+import { kubeadmCorefile } from '../../test/fixtures/kubeadm.ts';
 
 // A directive as "LINE: name arg...", or [that, nested lines] when it has a block.
 type Line = string | [string, Line[]];
@@ -33,27 +34,8 @@ const parseError = (text: string, env: Record<string, string> = {}): string => {
   throw new Error('expected a CorefileError');
 };
 
-const kubeadm = `.:53 {
-    errors
-    health {
-       lameduck 5s
-    }
-    ready
-    kubernetes cluster.local in-addr.arpa ip6.arpa {
-       pods insecure
-       fallthrough in-addr.arpa ip6.arpa
-       ttl 30
-    }
-    prometheus :9153
-    forward . /etc/resolv.conf {
-       max_concurrent 1000
-    }
-    cache 30
-    loop
-    reload
-    loadbalance
-}
-`;
+// Older kubeadm releases write a bare `cache 30`.
+const kubeadm = kubeadmCorefile.replace(/cache 30 \{[^}]*\}/, 'cache 30');
 
 describe('parseCorefile: structure', () => {
   const cases: Array<{ name: string; text: string; env?: Record<string, string>; want: Shape[] }> = [

@@ -2,6 +2,7 @@
 // bench runner may import benchCache(). A hit should cost about what answering from prebuilt zone
 // bytes costs: compare "cache hit + writePrebuilt" with "Request + writePrebuilt of a prebuilt answer".
 import { pathToFileURL } from 'node:url';
+import { printTable, type BenchResult } from './micro.ts';
 import { parseQuery, type ParsedQuery } from '../../src/dns/query.ts';
 import { type Msg, Type } from '../../src/dns/types.ts';
 import { prebuild, writePrebuilt } from '../../src/dns/wire.ts';
@@ -10,7 +11,7 @@ import { Request } from '../../src/request.ts';
 import { Cache, defaultConfig } from '../../plugins/cache/index.ts';
 import { queryBytes } from '../helpers.ts';
 
-export interface BenchResult { name: string; opsPerSec: number; nsPerOp: number }
+export type { BenchResult };
 
 let sink = 0;
 
@@ -96,14 +97,6 @@ export async function benchCache(): Promise<BenchResult[]> {
   ];
   if (sink < 0) console.log(sink);
   return results;
-}
-
-function printTable(rows: BenchResult[]): void {
-  const w = Math.max(...rows.map((r) => r.name.length));
-  console.log(`${'benchmark'.padEnd(w)}  ${'ops/s'.padStart(12)}  ${'ns/op'.padStart(8)}`);
-  for (const r of rows) {
-    console.log(`${r.name.padEnd(w)}  ${r.opsPerSec.toLocaleString('en-US').padStart(12)}  ${String(r.nsPerOp).padStart(8)}`);
-  }
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

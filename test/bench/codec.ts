@@ -1,6 +1,7 @@
 // Micro-benchmarks of the codec hot paths. `node test/bench/codec.ts` prints a table; the bench runner
 // imports benchCodec(). dns-packet rows are a reference point, not something the server runs per query.
 import { pathToFileURL } from 'node:url';
+import { printTable, type BenchResult } from './micro.ts';
 import dnsPacket from 'dns-packet';
 import { parseQuery, type ParsedQuery } from '../../src/dns/query.ts';
 import { decode, encode } from '../../src/dns/codec.ts';
@@ -8,7 +9,7 @@ import { prebuild, writePrebuilt } from '../../src/dns/wire.ts';
 import { type Msg, type RR, Type, newMsg } from '../../src/dns/types.ts';
 import { parseRR } from '../../src/dns/text.ts';
 
-export interface BenchResult { name: string; opsPerSec: number; nsPerOp: number }
+export type { BenchResult };
 
 let sink = 0;
 
@@ -102,14 +103,6 @@ export async function benchCodec(): Promise<BenchResult[]> {
   ]);
   if (sink < 0) console.log(sink);
   return results;
-}
-
-function printTable(rows: BenchResult[]): void {
-  const w = Math.max(...rows.map((r) => r.name.length));
-  console.log(`${'benchmark'.padEnd(w)}  ${'ops/s'.padStart(12)}  ${'ns/op'.padStart(8)}`);
-  for (const r of rows) {
-    console.log(`${r.name.padEnd(w)}  ${r.opsPerSec.toLocaleString('en-US').padStart(12)}  ${String(r.nsPerOp).padStart(8)}`);
-  }
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

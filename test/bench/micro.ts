@@ -23,3 +23,13 @@ export function microBench(name: string, fn: () => unknown, ms = 300): number {
 
 /** Keeps results observable so the JIT cannot drop the benchmarked work. */
 export function microSink(): number { return sink; }
+
+export interface BenchResult { name: string; opsPerSec: number; nsPerOp: number }
+
+export function printTable(rows: BenchResult[]): void {
+  const w = Math.max(...rows.map((r) => r.name.length));
+  console.log(`${'benchmark'.padEnd(w)}  ${'ops/s'.padStart(12)}  ${'ns/op'.padStart(8)}`);
+  for (const r of rows) {
+    console.log(`${r.name.padEnd(w)}  ${r.opsPerSec.toLocaleString('en-US').padStart(12)}  ${String(r.nsPerOp).padStart(8)}`);
+  }
+}
