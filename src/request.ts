@@ -48,7 +48,7 @@ export class Request {
   /** The question name as sent, letter case kept. */
   get qname(): string { return this.query.qname; }
   /** The question name in lowercase, canonical. */
-  get name(): string { return this.lname ??= this.query.qname.toLowerCase(); }
+  get name(): string { return this.lname ??= this.query.lname ?? this.query.qname.toLowerCase(); }
   get qtype(): number { return this.query.qtype; }
   get qclass(): number { return this.query.qclass; }
   get do(): boolean { return this.query.edns?.do ?? false; }

@@ -12,6 +12,8 @@ export interface ParsedQuery {
   opcode: number;
   /** The question name as sent (letter case kept), dotted with a trailing dot; escapes as \DDD. */
   qname: string;
+  /** qname in lowercase (the same string when it has no capital letters). */
+  lname?: string;
   qtype: number;
   qclass: number;
   /** Offset just past QNAME; -1 if the name used a compression pointer (then case patching is off). */
@@ -28,9 +30,18 @@ export interface ParsedQuery {
 
 const MAX_NAME = 255;
 
-/** Read a name at `off`. Returns [name, offsetAfter, usedPointer] or a string reason. */
-export function readName(buf: Uint8Array, off: number): [string, number, boolean] | string {
-  let name = '';
+// A name is decoded into these character codes and turned into one flat string at the end: adding
+// a character at a time builds a rope that the first hash or toLowerCase() must flatten again.
+const chars = new Uint16Array(1024); // 255 wire bytes, each at most 4 characters (\DDD)
+let charCount = 0;
+let scanEnd = 0;
+let scanJumps = 0;
+let scanUpper = false;
+
+/** Decode the name at `off` into `chars`; null when it is well formed, else the reason. */
+function scanName(buf: Uint8Array, off: number): string | null {
+  let n = 0;
+  let upper = false;
   let wireLen = 1; // the root label
   let pos = off;
   let end = -1;
@@ -59,14 +70,38 @@ export function readName(buf: Uint8Array, off: number): [string, number, boolean
     for (let i = pos + 1; i <= pos + len; i++) {
       const c = buf[i]!;
       // Printable ASCII except '.' and '\\' kept as is; everything else escaped as \DDD (miekg style).
-      if (c > 0x20 && c < 0x7f && c !== 0x2e && c !== 0x5c) name += String.fromCharCode(c);
-      else if (c === 0x2e || c === 0x5c) name += '\\' + String.fromCharCode(c);
-      else name += '\\' + String(c).padStart(3, '0');
+      if (c > 0x20 && c < 0x7f && c !== 0x2e && c !== 0x5c) {
+        chars[n++] = c;
+        if (c >= 0x41 && c <= 0x5a) upper = true;
+      } else if (c === 0x2e || c === 0x5c) {
+        chars[n++] = 0x5c;
+        chars[n++] = c;
+      } else {
+        chars[n++] = 0x5c;
+        chars[n++] = 0x30 + Math.floor(c / 100);
+        chars[n++] = 0x30 + (Math.floor(c / 10) % 10);
+        chars[n++] = 0x30 + (c % 10);
+      }
     }
-    name += '.';
+    chars[n++] = 0x2e;
     pos += len + 1;
   }
-  return [name === '' ? '.' : name, end, jumps > 0];
+  charCount = n;
+  scanEnd = end;
+  scanJumps = jumps;
+  scanUpper = upper;
+  return null;
+}
+
+function scannedName(): string {
+  return charCount === 0 ? '.' : String.fromCharCode.apply(null, chars.subarray(0, charCount) as unknown as number[]);
+}
+
+/** Read a name at `off`. Returns [name, offsetAfter, usedPointer] or a string reason. */
+export function readName(buf: Uint8Array, off: number): [string, number, boolean] | string {
+  const err = scanName(buf, off);
+  if (err !== null) return err;
+  return [scannedName(), scanEnd, scanJumps > 0];
 }
 
 /**
@@ -85,9 +120,12 @@ export function parseQuery(buf: Uint8Array): ParsedQuery | Reject {
   const arcount = (buf[10]! << 8) | buf[11]!;
   const formerr = (reason: string): Reject => ({ kind: 'formerr', reason, id, opcode, flags });
   if (qdcount !== 1) return formerr(`QDCOUNT ${qdcount}`);
-  const n = readName(buf, 12);
-  if (typeof n === 'string') return formerr(n);
-  const [qname, after, usedPointer] = n;
+  const bad = scanName(buf, 12);
+  if (bad !== null) return formerr(bad);
+  const qname = scannedName();
+  const lname = scanUpper ? qname.toLowerCase() : qname;
+  const after = scanEnd;
+  const usedPointer = scanJumps > 0;
   if (after + 4 > buf.length) return formerr('question runs past the end');
   const qtype = (buf[after]! << 8) | buf[after + 1]!;
   const qclass = (buf[after + 2]! << 8) | buf[after + 3]!;
@@ -124,7 +162,7 @@ export function parseQuery(buf: Uint8Array): ParsedQuery | Reject {
     pos += 10 + rdlen;
   }
   return {
-    id, flags, opcode, qname, qtype, qclass,
+    id, flags, opcode, qname, lname, qtype, qclass,
     qnameEnd: usedPointer ? -1 : after,
     questionEnd, edns, ancount, nscount, arcount,
   };
