@@ -162,3 +162,30 @@ describe('readName', () => {
     expect(readName(buf, 100)).toMatch(/past the end/);
   });
 });
+
+describe('parseQuery: question names', () => {
+  const ok = (b: Uint8Array) => parseQuery(b) as ParsedQuery;
+  it('gives the lowercase form beside the name as sent', () => {
+    const q = ok(queryBytes('Web.Default.svc.cluster.local.', Type.A));
+    expect(q.qname).toBe('Web.Default.svc.cluster.local.');
+    expect(q.lname).toBe('web.default.svc.cluster.local.');
+    const l = ok(queryBytes('web.default.svc.cluster.local.', Type.A));
+    expect(l.lname).toBe(l.qname);
+  });
+  it('escapes odd bytes the same way whether the name is new or seen before', () => {
+    const raw = queryBytes('a.example.', Type.A);
+    raw[13] = 0x07; // 'a' → \007
+    expect(ok(raw).qname).toBe('\\007.example.');
+    expect(ok(raw).qname).toBe('\\007.example.');
+  });
+  it('never mixes up names that share an intern slot: a flood of distinct names reads back exactly', () => {
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 20_000; i++) {
+        const name = `h${i}.N${i % 7}.example.`;
+        const q = ok(queryBytes(name, Type.A));
+        expect(q.qname).toBe(name);
+        expect(q.lname).toBe(name.toLowerCase());
+      }
+    }
+  });
+});

@@ -97,6 +97,34 @@ function scannedName(): string {
   return charCount === 0 ? '.' : String.fromCharCode.apply(null, chars.subarray(0, charCount) as unknown as number[]);
 }
 
+/**
+ * Question names seen recently, by their wire bytes: a repeated name (the usual case: clients ask the
+ * same names over and over) gets the same string objects back, built once, whose hash V8 has already
+ * computed for every Map lookup downstream. Direct-mapped and bounded: a flood of distinct names only
+ * overwrites slots.
+ */
+interface InternedName { wire: Uint8Array; name: string; lower: string }
+const INTERN_SLOTS = 4096;
+const interned: Array<InternedName | undefined> = new Array(INTERN_SLOTS).fill(undefined);
+
+function questionName(buf: Uint8Array, off: number, end: number): InternedName {
+  let h = 0x811c9dc5;
+  for (let i = off; i < end; i++) h = Math.imul(h ^ buf[i]!, 16777619);
+  const slot = (h >>> 0) & (INTERN_SLOTS - 1);
+  const e = interned[slot];
+  const len = end - off;
+  if (e !== undefined && e.wire.length === len) {
+    const w = e.wire;
+    let i = 0;
+    while (i < len && w[i] === buf[off + i]) i++;
+    if (i === len) return e;
+  }
+  const name = scannedName();
+  const fresh: InternedName = { wire: buf.slice(off, end), name, lower: scanUpper ? name.toLowerCase() : name };
+  interned[slot] = fresh;
+  return fresh;
+}
+
 /** Read a name at `off`. Returns [name, offsetAfter, usedPointer] or a string reason. */
 export function readName(buf: Uint8Array, off: number): [string, number, boolean] | string {
   const err = scanName(buf, off);
@@ -122,10 +150,17 @@ export function parseQuery(buf: Uint8Array): ParsedQuery | Reject {
   if (qdcount !== 1) return formerr(`QDCOUNT ${qdcount}`);
   const bad = scanName(buf, 12);
   if (bad !== null) return formerr(bad);
-  const qname = scannedName();
-  const lname = scanUpper ? qname.toLowerCase() : qname;
   const after = scanEnd;
   const usedPointer = scanJumps > 0;
+  let qname: string, lname: string;
+  if (usedPointer) {
+    qname = scannedName();
+    lname = scanUpper ? qname.toLowerCase() : qname;
+  } else {
+    const n = questionName(buf, 12, after);
+    qname = n.name;
+    lname = n.lower;
+  }
   if (after + 4 > buf.length) return formerr('question runs past the end');
   const qtype = (buf[after]! << 8) | buf[after + 1]!;
   const qclass = (buf[after + 2]! << 8) | buf[after + 3]!;
