@@ -13,7 +13,8 @@ import { createLogger } from '../../src/log.ts';
 import { buildQuery } from '../../src/dns/build.ts';
 import { Type } from '../../src/dns/types.ts';
 import { kubeadmCorefile } from './run.ts';
-import { writeSmallCluster } from './cluster.ts';
+import { externalQueries, writeSmallCluster } from './cluster.ts';
+import { startUpstream } from '../upstream.ts';
 import { freePort, tempDir } from './proc.ts';
 
 /**
@@ -41,29 +42,41 @@ export async function pipelineBench(): Promise<PipelineResult[]> {
   const dir = tempDir('pipeline');
   const cluster = writeSmallCluster(join(dir, 'cluster'));
   const ports = { dns: await freePort(), health: await freePort(), ready: await freePort(), metrics: await freePort() };
-  // Nothing listens on the forward target: every query of the mix is answered by kubernetes.
-  const corefile = kubeadmCorefile(ports, { source: `manifests ${cluster.dir}`, forwardTo: `127.0.0.1:${await freePort()}` });
+  // The upstream answers the external names once; after that the cache does. Cluster names never
+  // reach it.
+  const upstream = await startUpstream((q) => ({
+    answer: [q.type === Type.AAAA ? `${q.qname} 300 IN AAAA 2001:db8::1` : `${q.qname} 300 IN A 192.0.2.1`],
+  }));
+  const corefile = kubeadmCorefile(ports, { source: `manifests ${cluster.dir}`, forwardTo: upstream.addr });
   const rt = await startFromText(corefile, { log: createLogger(() => {}), defaultPort: ports.dns, file: join(dir, 'Corefile') });
   const listener = rt.listeners[0];
   if (!listener) throw new Error('no listener');
   const ctx = listener.ctx;
-  const queries = cluster.queries.map((l) => {
-    const [name, type] = l.split(' ');
-    return buildQuery(`${name}.`, type === 'SRV' ? Type.SRV : Type.A); // as dnsperf sends them: no EDNS
-  });
+  const types: Record<string, number> = { A: Type.A, AAAA: Type.AAAA, SRV: Type.SRV };
+  // As dnsperf sends them: no EDNS.
+  const wire = (lines: string[]) => lines.map((l) => { const [n, t] = l.split(' '); return buildQuery(`${n}.`, types[t!]!); });
   let last: Uint8Array | undefined;
   const send = (b: Uint8Array) => { last = b; };
-  let i = 0;
   const results: PipelineResult[] = [];
-  const one = () => { const raw = queries[i++ % queries.length]!; handle(ctx, raw, 'udp', '127.0.0.1', 40000, send, '127.0.0.1', ports.dns); return last; };
-  const name = 'cluster-names mix, kubeadm Corefile, handle() to bytes';
-  results.push({ name, nsPerQuery: cpuBench(name, one) });
+  const mixes: Array<[string, Uint8Array[]]> = [
+    ['cluster-names mix, kubeadm Corefile', wire(cluster.queries)],
+    ['external names from cache, kubeadm Corefile', wire(externalQueries())],
+  ];
+  for (const [label, queries] of mixes) {
+    for (const raw of queries) await handle(ctx, raw, 'udp', '127.0.0.1', 40000, send, '127.0.0.1', ports.dns);
+    let i = 0;
+    const one = () => { handle(ctx, queries[i++ % queries.length]!, 'udp', '127.0.0.1', 40000, send, '127.0.0.1', ports.dns); return last; };
+    const name = `${label}: handle() to bytes`;
+    results.push({ name, nsPerQuery: cpuBench(name, one) });
+  }
+  await upstream.close();
   // No rt.stop(): the Corefile's lameduck would hold it for 5 s; the process exits after the bench.
   rmSync(dir, { recursive: true, force: true });
   return results;
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  await pipelineBench();
+  const results = await pipelineBench();
+  if (process.argv.includes('--json')) process.stdout.write(`RESULTS ${JSON.stringify(results)}\n`);
   process.exit(0);
 }

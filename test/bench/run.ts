@@ -611,6 +611,21 @@ async function main(): Promise<void> {
     out('Workers (-workers 1 and 2)', formatWorkers(await benchWorkers()));
   }
 
+  // The query path without the socket (test/bench/pipeline.ts), in its own process on core 1.
+  if (selected('pipeline') || selected('codec')) {
+    log('bench: pipeline micro-benchmark ...');
+    const r = spawnSync('taskset', ['-c', '1', process.execPath, join(import.meta.dirname, 'pipeline.ts'), '--json'], { encoding: 'utf8' });
+    const line = r.stdout.split('\n').find((l) => l.startsWith('RESULTS '));
+    if (r.status !== 0 || !line) {
+      process.stdout.write(`\n(pipeline micro-benchmark failed: ${r.stderr.slice(-500)})\n`);
+    } else {
+      const rows = JSON.parse(line.slice(8)) as Array<{ name: string; nsPerQuery: number }>;
+      let t = 'A runtime with the kubeadm Corefile (1,000-Service zone from manifests, a loopback upstream for external names, answers cached after one pass) in one process; each query bytes go through the listener\'s `handle()` (parse, route, plugin chain, metrics, prebuilt-wire copy) to a send that keeps the bytes: what clusterdns adds per query to the echo floor\'s socket I/O. CPU time per query, best of 7 rounds of 200k queries.\n\n| path | ns/query |\n|---|---|\n';
+      for (const m of rows) t += `| ${m.name} | ${fmt(m.nsPerQuery)} |\n`;
+      out('Query path without sockets (process CPU time, core 1)', t);
+    }
+  }
+
   if (selected('codec')) {
     try {
       log('bench: codec micro-benchmarks ...');
