@@ -107,22 +107,39 @@ interface InternedName { wire: Uint8Array; name: string; lower: string }
 const INTERN_SLOTS = 4096;
 const interned: Array<InternedName | undefined> = new Array(INTERN_SLOTS).fill(undefined);
 
-function questionName(buf: Uint8Array, off: number, end: number): InternedName {
+/**
+ * The question name at offset 12 when its bytes were seen (and validated) before; otherwise undefined
+ * and the caller scans it. Names with compression pointers are never interned.
+ */
+function knownQuestionName(buf: Uint8Array): InternedName | undefined {
+  lastSlot = -1;
+  let pos = 12;
   let h = 0x811c9dc5;
-  for (let i = off; i < end; i++) h = Math.imul(h ^ buf[i]!, 16777619);
-  const slot = (h >>> 0) & (INTERN_SLOTS - 1);
-  const e = interned[slot];
-  const len = end - off;
-  if (e !== undefined && e.wire.length === len) {
-    const w = e.wire;
-    let i = 0;
-    while (i < len && w[i] === buf[off + i]) i++;
-    if (i === len) return e;
+  for (;;) {
+    if (pos >= buf.length || pos > 12 + MAX_NAME) return undefined;
+    const len = buf[pos]!;
+    if (len === 0) break;
+    if (len & 0xc0) return undefined;
+    pos += len + 1;
   }
+  const end = pos + 1;
+  for (let i = 12; i < end; i++) h = Math.imul(h ^ buf[i]!, 16777619);
+  const slot = (h >>> 0) & (INTERN_SLOTS - 1);
+  lastSlot = slot;
+  const e = interned[slot];
+  if (e === undefined || e.wire.length !== end - 12) return undefined;
+  const w = e.wire;
+  for (let i = 0; i < w.length; i++) if (w[i] !== buf[12 + i]) return undefined;
+  return e;
+}
+let lastSlot = -1;
+
+/** Remember the question name just scanned (from offset 12 to `end`) in the slot knownQuestionName chose. */
+function internQuestionName(buf: Uint8Array, end: number): InternedName {
   const name = scannedName();
-  const fresh: InternedName = { wire: buf.slice(off, end), name, lower: scanUpper ? name.toLowerCase() : name };
-  interned[slot] = fresh;
-  return fresh;
+  const e: InternedName = { wire: buf.slice(12, end), name, lower: scanUpper ? name.toLowerCase() : name };
+  interned[lastSlot] = e;
+  return e;
 }
 
 /** Read a name at `off`. Returns [name, offsetAfter, usedPointer] or a string reason. */
@@ -148,18 +165,25 @@ export function parseQuery(buf: Uint8Array): ParsedQuery | Reject {
   const arcount = (buf[10]! << 8) | buf[11]!;
   const formerr = (reason: string): Reject => ({ kind: 'formerr', reason, id, opcode, flags });
   if (qdcount !== 1) return formerr(`QDCOUNT ${qdcount}`);
-  const bad = scanName(buf, 12);
-  if (bad !== null) return formerr(bad);
-  const after = scanEnd;
-  const usedPointer = scanJumps > 0;
-  let qname: string, lname: string;
-  if (usedPointer) {
-    qname = scannedName();
-    lname = scanUpper ? qname.toLowerCase() : qname;
+  let qname: string, lname: string, after: number, usedPointer = false;
+  const known = knownQuestionName(buf);
+  if (known !== undefined) {
+    qname = known.name;
+    lname = known.lower;
+    after = 12 + known.wire.length;
   } else {
-    const n = questionName(buf, 12, after);
-    qname = n.name;
-    lname = n.lower;
+    const bad = scanName(buf, 12);
+    if (bad !== null) return formerr(bad);
+    after = scanEnd;
+    usedPointer = scanJumps > 0;
+    if (usedPointer || lastSlot < 0) {
+      qname = scannedName();
+      lname = scanUpper ? qname.toLowerCase() : qname;
+    } else {
+      const n = internQuestionName(buf, after);
+      qname = n.name;
+      lname = n.lower;
+    }
   }
   if (after + 4 > buf.length) return formerr('question runs past the end');
   const qtype = (buf[after]! << 8) | buf[after + 1]!;
