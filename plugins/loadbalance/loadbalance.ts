@@ -170,18 +170,18 @@ export function permuteWire(w: PrebuiltWire, counts: readonly number[], orders: 
     p = e + 4;
   }
   const total = counts[0]! + counts[1]! + counts[2]!;
-  const start: number[] = [];
-  const end: number[] = [];
-  const movable: boolean[] = [];
+  // Record boundaries in scratch arrays reused by every call (a reply has at most 65535 records).
+  if (total > scratchStart.length) growScratch(total);
+  const start = scratchStart, end = scratchEnd, movable = scratchMovable;
   for (let i = 0; i < total; i++) {
     const e = skipName(b, p);
     if (e < 0 || e + 10 > b.length) return undefined;
     const type = (b[e]! << 8) | b[e + 1]!;
     const rdlen = (b[e + 8]! << 8) | b[e + 9]!;
-    start.push(p);
-    movable.push(e - p === 2 && (b[p]! & 0xc0) === 0xc0 && isAddr(type));
+    start[i] = p;
+    movable[i] = e - p === 2 && (b[p]! & 0xc0) === 0xc0 && isAddr(type) ? 1 : 0;
     p = e + 10 + rdlen;
-    end.push(p);
+    end[i] = p;
   }
   if (p > b.length) return undefined;
   // Pooled like the server's reply bytes (a fresh ArrayBuffer costs about a microsecond): this copy
@@ -203,6 +203,15 @@ export function permuteWire(w: PrebuiltWire, counts: readonly number[], orders: 
     base += counts[s]!;
   }
   return { bytes, qnameEnd: w.qnameEnd, ttlOffsets: w.ttlOffsets };
+}
+
+let scratchStart = new Int32Array(64);
+let scratchEnd = new Int32Array(64);
+let scratchMovable = new Uint8Array(64);
+function growScratch(n: number): void {
+  scratchStart = new Int32Array(n);
+  scratchEnd = new Int32Array(n);
+  scratchMovable = new Uint8Array(n);
 }
 
 /** Offset just past the name at `p`, or -1 if malformed. */

@@ -104,7 +104,7 @@ function scannedName(): string {
  * overwrites slots.
  */
 interface InternedName { wire: Uint8Array; name: string; lower: string }
-const INTERN_SLOTS = 4096;
+const INTERN_SLOTS = 8192; // two ways per hash: names whose hashes share a slot do not evict each other
 const interned: Array<InternedName | undefined> = new Array(INTERN_SLOTS).fill(undefined);
 
 /**
@@ -124,13 +124,18 @@ function knownQuestionName(buf: Uint8Array): InternedName | undefined {
   }
   const end = pos + 1;
   for (let i = 12; i < end; i++) h = Math.imul(h ^ buf[i]!, 16777619);
-  const slot = (h >>> 0) & (INTERN_SLOTS - 1);
+  const slot = (h >>> 0) & (INTERN_SLOTS - 2);
   lastSlot = slot;
-  const e = interned[slot];
-  if (e === undefined || e.wire.length !== end - 12) return undefined;
+  if (sameWire(interned[slot], buf, end)) return interned[slot];
+  if (sameWire(interned[slot + 1], buf, end)) return interned[slot + 1];
+  return undefined;
+}
+
+function sameWire(e: InternedName | undefined, buf: Uint8Array, end: number): boolean {
+  if (e === undefined || e.wire.length !== end - 12) return false;
   const w = e.wire;
-  for (let i = 0; i < w.length; i++) if (w[i] !== buf[12 + i]) return undefined;
-  return e;
+  for (let i = 0; i < w.length; i++) if (w[i] !== buf[12 + i]) return false;
+  return true;
 }
 let lastSlot = -1;
 
@@ -138,6 +143,8 @@ let lastSlot = -1;
 function internQuestionName(buf: Uint8Array, end: number): InternedName {
   const name = scannedName();
   const e: InternedName = { wire: buf.slice(12, end), name, lower: scanUpper ? name.toLowerCase() : name };
+  // The newest goes first; the one it displaces keeps the second way (the older second one goes).
+  interned[lastSlot + 1] = interned[lastSlot];
   interned[lastSlot] = e;
   return e;
 }
