@@ -143,3 +143,15 @@ export class MonotonicTotal {
     return this.base + current;
   }
 }
+
+/** Drops summed over every UDP socket a process owns (a client's, such as dnsperf's), by its fd directory. */
+export function processUdpDrops(fdDir: string, procNet = '/proc/net'): number {
+  const own = ownSocketInodes(fdDir);
+  let drops = 0;
+  for (const f of ['udp', 'udp6']) {
+    let text: string;
+    try { text = readFileSync(`${procNet}/${f}`, 'utf8'); } catch { continue; }
+    for (const s of parseProcNetUdp(text)) if (own.has(s.inode)) drops += s.drops;
+  }
+  return drops;
+}
