@@ -225,10 +225,11 @@ async function burstOne(server: BurstRow['server'], port: number, pid: number, f
   const answered = c1.answered - c0.answered;
   const dropped = c1.dropped - c0.dropped;
   const probesSent = probe.sent();
+  const probesAnswered = probe.results.filter((r) => Number.isFinite(r.rttMs)).length;
   return {
     server, sustainable: rate, steps, offered, sent, completed, lost, sentPerSec: sent / (runTime || BURST_SECONDS),
     answered, dropped, procDropped: c1.procDropped - c0.procDropped, shed: c1.shed - c0.shed, panics: c1.panics - c0.panics,
-    probesSent, probesAnswered: probe.results.filter((r) => Number.isFinite(r.rttMs)).length,
+    probesSent, probesAnswered,
     silent: sent + probesSent - answered - dropped, clientDrops, late: lost + probesSent - probesAnswered - dropped - clientDrops,
     rssBeforeMiB: rssBefore, rssPeakMiB: rssPeak, rssAfterMiB: rssAfter, probeP99BeforeMs: p99Before, recoveryMs, alive,
   };
