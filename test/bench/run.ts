@@ -11,7 +11,7 @@
 // BENCH_SEARCH_SECONDS (search path, per window, 2), BENCH_PROFILE (scenario name to profile, or "off"),
 // BENCH_WRITE_DOCS (1: write docs/performance.md and docs/performance-latency.svg even for a filtered
 // run; 0: never); BENCH_SWEEP_SECONDS and BENCH_SWEEP_RATES for the latency-vs-load sweep (sweep.ts);
-// BENCH_BURST_SECONDS and BENCH_BURST_P99_MS for the burst (burst.ts).
+// BENCH_BURST_SECONDS, BENCH_BURST_P50_MS and BENCH_BURST_RATE for the burst (burst.ts).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
