@@ -14,14 +14,22 @@ export class Metrics {
   private defaultsOn = false;
   private readonly remotes: Array<() => Promise<RemoteMetrics[]>> = [];
 
-  counter<L extends string>(name: string, help: string, labelNames: readonly L[] = []): Counter<L> {
-    return this.getOrCreate(name, () => new Counter({ name, help, labelNames, registers: [this.registry] })) as Counter<L>;
+  /** `collect` runs at each scrape (for counts kept elsewhere, such as the kernel's). */
+  counter<L extends string>(name: string, help: string, labelNames: readonly L[] = [],
+    collect?: (this: Counter<L>) => void | Promise<void>): Counter<L> {
+    return this.getOrCreate(name, () => new Counter({
+      name, help, labelNames, registers: [this.registry], ...(collect ? { collect } : {}),
+    })) as Counter<L>;
   }
 
+  /**
+   * `aggregator`: how `text()` combines this gauge across registries (workers); the default sums,
+   * 'max' suits a value every worker reports alike (a socket buffer size).
+   */
   gauge<L extends string>(name: string, help: string, labelNames: readonly L[] = [],
-    collect?: (this: Gauge<L>) => void | Promise<void>): Gauge<L> {
+    collect?: (this: Gauge<L>) => void | Promise<void>, aggregator?: 'sum' | 'max'): Gauge<L> {
     return this.getOrCreate(name, () => new Gauge({
-      name, help, labelNames, registers: [this.registry], ...(collect ? { collect } : {}),
+      name, help, labelNames, registers: [this.registry], ...(collect ? { collect } : {}), ...(aggregator ? { aggregator } : {}),
     })) as Gauge<L>;
   }
 

@@ -86,7 +86,9 @@ export function setupKubernetes(cfg: KubernetesConfig, env: SetupEnv, opts: Setu
   if (env.role === 'worker') {
     const link = env.link?.connect(linkKey(env));
     if (!link?.shared) throw new Error('kubernetes: the main thread offers no zone to this worker');
-    return new RemoteKubernetesHandler(cfg, new RemoteZone(new SlotReader(link.shared), (body: ZoneCall) => link.call(body)));
+    const shed = env.metrics.counter('coredns_kubernetes_worker_shed_total',
+      'Queries a worker answered SERVFAIL at once because too many names were already waiting for the main thread.');
+    return new RemoteKubernetesHandler(cfg, new RemoteZone(new SlotReader(link.shared), (body: ZoneCall) => link.call(body), { onShed: () => shed.inc() }));
   }
   return setupLocal(cfg, env, opts);
 }

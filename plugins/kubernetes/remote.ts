@@ -99,6 +99,13 @@ export interface RemoteZoneOptions {
   freeze?: boolean;
   /** Most names asked in one call. Default 256. */
   batchSize?: number;
+  /**
+   * Most names waiting for main at once (default 4096, 16 full batches). A miss beyond it is answered
+   * SERVFAIL at once (`onShed`): under a flood of distinct names main falls behind, and without a
+   * bound the waiting queries and their messages pile up in memory until they time out.
+   */
+  maxWaiting?: number;
+  onShed?: () => void;
 }
 
 interface Stamped<T> { value: T; stamp: Stamp }
@@ -115,6 +122,9 @@ export class RemoteZone {
   private readonly cacheSize: number;
   private readonly freeze: boolean;
   private readonly batchSize: number;
+  private readonly maxWaiting: number;
+  private readonly onShed: (() => void) | undefined;
+  private readonly shedError = new DnsError(Rcode.SERVFAIL, 'kubernetes', 'too many names waiting for the main thread (overload)');
   /** qtype → lowercase name → reply (nested, so a hit builds no key string), as the local handler. */
   private readonly cache = new Map<number, Map<string, Stamped<Msg>>>();
   private cachedCount = 0;
@@ -133,6 +143,8 @@ export class RemoteZone {
     this.cacheSize = opts.cacheSize ?? 10_000;
     this.freeze = opts.freeze ?? process.env.NODE_ENV !== 'production';
     this.batchSize = opts.batchSize ?? 256;
+    this.maxWaiting = opts.maxWaiting ?? 4096;
+    this.onShed = opts.onShed;
   }
 
   get synced(): boolean { return this.reader.synced(); }
@@ -144,6 +156,7 @@ export class RemoteZone {
     const key = `${qtype} ${name}`;
     let p = this.pending.get(key);
     if (!p) {
+      if (this.pending.size >= this.maxWaiting) { this.onShed?.(); throw this.shedError; }
       const { promise, resolve, reject } = Promise.withResolvers<Msg>();
       p = promise;
       this.pending.set(key, p);

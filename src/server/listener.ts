@@ -4,6 +4,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { handle, type PipelineContext } from './pipeline.ts';
+import { coreSysctl } from './udpstats.ts';
 
 export interface ListenerOptions {
   /** Close a TCP connection after this long without traffic (ms). */
@@ -115,6 +116,38 @@ export class DnsListener {
     s.on('error', (e) => this.ctx.log.error(`udp ${this.ctx.server}: ${e.message}`));
     s.on('message', (msg, rinfo) => this.onDatagram(s, msg, rinfo));
     this.udp = s;
+    this.reportBuffers();
+  }
+
+  /** The UDP socket's buffer sizes as the kernel reports them (getsockopt), or undefined before listen. */
+  get udpBuffers(): { receive: number; send: number } | undefined {
+    const s = this.udp;
+    if (!s) return undefined;
+    try {
+      return { receive: s.getRecvBufferSize(), send: s.getSendBufferSize() };
+    } catch {
+      return undefined; // closed meanwhile
+    }
+  }
+
+  /**
+   * Log the buffers the kernel granted; warn when it clamped the request. Linux caps SO_RCVBUF and
+   * SO_SNDBUF at net.core.rmem_max / wmem_max and then doubles the value (its own bookkeeping), so a
+   * granted size below twice the request means the sysctl was lower than asked for.
+   */
+  private reportBuffers(): void {
+    const b = this.udpBuffers;
+    const want = this.opts.udpBufferBytes;
+    if (!b || want <= 0) return;
+    const kib = (n: number) => `${Math.round(n / 1024)} KiB`;
+    const where = `udp ${this.ctx.server} (${this.host || '*'}:${this.udpPort})`;
+    this.ctx.log.info(`${where}: socket buffers: receive ${kib(b.receive)}, send ${kib(b.send)} (as the kernel reports them: twice the ${kib(want)} asked, unless clamped)`);
+    for (const [what, got, sysctl] of [['receive', b.receive, 'rmem_max'], ['send', b.send, 'wmem_max']] as const) {
+      if (got >= 2 * want) continue;
+      const max = coreSysctl(sysctl);
+      this.ctx.log.warn(`${where}: the kernel clamped the ${what} buffer: asked ${kib(want)}, granted ${kib(got / 2)}` +
+        ` (net.core.${sysctl} = ${Number.isFinite(max) ? max : '?'}): bursts will be dropped sooner; raise net.core.${sysctl} on the node (deploy/README.md)`);
+    }
   }
 
   private onDatagram(s: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {

@@ -17,7 +17,7 @@ import { Request } from '../request.ts';
 import { HttpMux } from './http.ts';
 import { DnsListener, type ListenerOptions } from './listener.ts';
 import { Router, type BlockRuntime, type PipelineContext } from './pipeline.ts';
-import { ZoneStats, serverMetricFamilies, type ServerMetricFamilies } from './stats.ts';
+import { ZoneStats, serverMetricFamilies, udpBufferMetrics, udpKernelMetrics, type ServerMetricFamilies, type UdpListenAddress } from './stats.ts';
 
 type Hook = () => void | Promise<void>;
 
@@ -168,6 +168,19 @@ export class Runtime {
     this.role = opts.role ?? 'single';
     if ((this.role === 'main') !== (opts.dataPlane !== undefined)) throw new Error('a main runtime needs a data plane, and only it');
     this.families = serverMetricFamilies(this.metrics);
+    if (this.role !== 'worker') udpKernelMetrics(this.metrics, () => this.udpAddresses());
+    if (this.role !== 'main') {
+      udpBufferMetrics(this.metrics, () => this.listeners.flatMap((l) => {
+        const b = l.udpBuffers;
+        return b ? [{ label: l.ctx.server, ...b }] : [];
+      }));
+    }
+  }
+
+  /** The DNS addresses this process serves on UDP: its own listeners', or (main) the workers'. */
+  private udpAddresses(): UdpListenAddress[] {
+    if (this.role === 'main') return (this.current?.plan.listeners ?? []).map((l) => ({ label: l.label, host: l.host, port: l.port }));
+    return this.listeners.filter((l) => l.udpPort > 0).map((l) => ({ label: l.ctx.server, host: l.host, port: l.udpPort }));
   }
 
   get instance(): Instance | undefined { return this.current; }

@@ -5,6 +5,7 @@ import type { Metrics } from '../metrics.ts';
 import { durationBuckets, sizeBuckets } from '../metrics.ts';
 import { type CounterChild, type FastCounter, type FastHistogram, type HistogramChild } from '../fastmetrics.ts';
 import { rcodeName } from '../dns/types.ts';
+import { MonotonicTotal, readUdpTotals } from './udpstats.ts';
 
 // CoreDNS labels these query types by name and everything else as "other".
 const namedTypes: Record<number, string> = {
@@ -86,4 +87,53 @@ export class ZoneStats {
     if (!r) { r = this.f.responses.labels(this.server, this.zone, '', rcodeName(rcode), plugin); byPlugin.set(plugin, r); }
     r.value++;
   }
+}
+
+/** A DNS listen address as the kernel-side metrics see it. */
+export interface UdpListenAddress { label: string; host: string; port: number }
+
+/**
+ * coredns_dns_udp_receive_drops_total and coredns_dns_udp_receive_queue_bytes: the kernel's counts
+ * for this process's UDP sockets on each DNS address (every worker's socket summed), read from
+ * /proc/net/udp[6] when scraped. Registered where the whole process is seen: a single runtime, or
+ * main with workers (a worker would count its siblings' sockets too).
+ */
+export function udpKernelMetrics(m: Metrics, addresses: () => UdpListenAddress[]): void {
+  const totals = new Map<string, MonotonicTotal>();
+  let last: { at: number; rows: Array<{ label: string; drops: number; rxQueue: number }> } | undefined;
+  // Both metrics are collected in one scrape: read the kernel's table once for them.
+  const read = () => {
+    const now = performance.now();
+    if (last && now - last.at < 100) return last.rows;
+    const addrs = addresses();
+    const t = readUdpTotals(addrs);
+    last = { at: now, rows: addrs.map((a, i) => ({ label: a.label, drops: t[i]!.drops, rxQueue: t[i]!.rxQueue })) };
+    return last.rows;
+  };
+  m.counter('coredns_dns_udp_receive_drops_total',
+    'Datagrams the kernel dropped on the server\'s UDP sockets, mostly because the receive buffer was full (/proc/net/udp drops).',
+    ['server'], function collect() {
+      this.reset();
+      for (const r of read()) {
+        let t = totals.get(r.label);
+        if (!t) { t = new MonotonicTotal(); totals.set(r.label, t); }
+        this.inc({ server: r.label }, t.update(r.drops));
+      }
+    });
+  m.gauge('coredns_dns_udp_receive_queue_bytes',
+    'Bytes waiting in the server\'s UDP receive buffers when scraped (kernel accounting, /proc/net/udp rx_queue).',
+    ['server'], function collect() {
+      this.reset();
+      for (const r of read()) this.set({ server: r.label }, r.rxQueue);
+    });
+}
+
+/** coredns_dns_udp_{receive,send}_buffer_bytes: the sizes the kernel granted each listener's socket. */
+export function udpBufferMetrics(m: Metrics, buffers: () => Array<{ label: string; receive: number; send: number }>): void {
+  const each = (name: string, help: string, key: 'receive' | 'send') => m.gauge(name, help, ['server'], function collect() {
+    this.reset();
+    for (const b of buffers()) this.set({ server: b.label }, b[key]);
+  }, 'max');
+  each('coredns_dns_udp_receive_buffer_bytes', 'Receive buffer of the server\'s UDP socket as the kernel reports it (SO_RCVBUF, twice the granted request on Linux).', 'receive');
+  each('coredns_dns_udp_send_buffer_bytes', 'Send buffer of the server\'s UDP socket as the kernel reports it (SO_SNDBUF, twice the granted request on Linux).', 'send');
 }

@@ -10,7 +10,8 @@
 // BENCH_IDLE_SECONDS (memory: idle before the steady reading, 5), BENCH_CHANGES (propagation, 1000),
 // BENCH_SEARCH_SECONDS (search path, per window, 2), BENCH_PROFILE (scenario name to profile, or "off"),
 // BENCH_WRITE_DOCS (1: write docs/performance.md and docs/performance-latency.svg even for a filtered
-// run; 0: never); BENCH_SWEEP_SECONDS and BENCH_SWEEP_RATES for the latency-vs-load sweep (sweep.ts).
+// run; 0: never); BENCH_SWEEP_SECONDS and BENCH_SWEEP_RATES for the latency-vs-load sweep (sweep.ts);
+// BENCH_BURST_SECONDS, BENCH_BURST_P50_MS and BENCH_BURST_RATE for the burst (burst.ts).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
@@ -597,6 +598,14 @@ async function main(): Promise<void> {
         out('Latency vs load (sweep)', formatSweep(r));
         sweepSvg = renderSweepSvg(r);
       }
+    }
+
+    // Overload: 2x the sustainable rate for 10 s, drops counted, recovery timed (burst.ts).
+    if (selected('burst')) {
+      log('bench: burst (2x the sustainable rate) ...');
+      const { benchBurst, formatBurst } = await import('./burst.ts');
+      const r = await attempt('burst', () => benchBurst({ run: { fixtures, ports, startServer, throughputScenarios }, fixtures: f, log }));
+      if (r) out('Burst (2x the sustainable rate)', formatBurst(r));
     }
   } finally {
     await echo?.stop('SIGTERM');
