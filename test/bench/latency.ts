@@ -17,8 +17,9 @@
 // BENCH_LATENCY_RATES (comma-separated QPS, 10000), BENCH_LATENCY_RUNS (rounds, 5),
 // BENCH_LATENCY_SECONDS (per dnsperf run, 3), BENCH_LATENCY_SERVERS (';'-separated, default
 // `c;node;clusterdns`; also `c-epoll`, `c-spin` (echo.c's other modes) and `clusterdns FLAG...` for
-// clusterdns with Node flags, e.g. `clusterdns --max-semi-space-size=1`; with `--trace-gc` the
-// collections during each run are counted).
+// clusterdns with Node flags, e.g. `clusterdns --max-semi-space-size=1` (with `--trace-gc` the
+// collections during each run are counted), and `-PLUGIN` to drop a plugin from the Corefile, e.g.
+// `clusterdns -health -prometheus`).
 import { spawn, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import net from 'node:net';
@@ -141,6 +142,19 @@ function spawnPinned(cmd: string, args: string[], core: number): Child {
   };
 }
 
+/** The Corefile without the named plugins' lines (a plugin's block included; health's lameduck block goes with it). */
+export function withoutPlugins(corefile: string, plugins: string[]): string {
+  const out: string[] = [];
+  let skipping = 0;
+  for (const line of corefile.split('\n')) {
+    if (skipping > 0) { skipping += (line.match(/\{/g)?.length ?? 0) - (line.match(/\}/g)?.length ?? 0); continue; }
+    const word = /^\s*(\S+)/.exec(line)?.[1];
+    if (word && plugins.includes(word)) { skipping = (line.match(/\{/g)?.length ?? 0) - (line.match(/\}/g)?.length ?? 0); continue; }
+    out.push(line);
+  }
+  return out.join('\n');
+}
+
 interface Running { name: string; what: string; port: number; child: Child; file: string; traceGc: boolean }
 
 const cModes: Record<string, { mode: string; what: string }> = {
@@ -218,8 +232,13 @@ export async function benchLatency(o: { run?: RunApi; fixtures?: Fixtures; log?:
         servers.push({ name: `Node echo${flags.length ? ` ${flags.join(' ')}` : ''}`, what: 'Node echo (test/bench/echo.ts, node:dgram)', port, child, file, traceGc: flags.includes('--trace-gc') });
       } else if (kind === 'clusterdns') {
         const p: Ports = { dns: await pickPort(), health: await pickPort(), ready: await pickPort(), metrics: await pickPort() };
-        const child = (await startServer(await scenario.corefile(p, { ...f, upstream: ownUpstream }), flags)).child;
-        servers.push({ name: `clusterdns${flags.length ? ` ${flags.join(' ')}` : ''}`, what: `clusterdns, kubeadm Corefile, cluster-names mix${flags.length ? `, node ${flags.join(' ')}` : ''}`, port: p.dns, child, file, traceGc: flags.includes('--trace-gc') });
+        // `-PLUGIN` drops that plugin's lines from the Corefile; anything else is a Node flag.
+        const drop = flags.filter((x) => /^-[a-z]/.test(x)).map((x) => x.slice(1));
+        const nodeFlags = flags.filter((x) => !/^-[a-z]/.test(x));
+        const corefile = withoutPlugins(await scenario.corefile(p, { ...f, upstream: ownUpstream }), drop);
+        const child = (await startServer(corefile, nodeFlags)).child;
+        const what = [drop.length ? `without ${drop.join(', ')}` : '', nodeFlags.length ? `node ${nodeFlags.join(' ')}` : ''].filter(Boolean).join(', ');
+        servers.push({ name: `clusterdns${flags.length ? ` ${flags.join(' ')}` : ''}`, what: `clusterdns, kubeadm Corefile, cluster-names mix${what ? `, ${what}` : ''}`, port: p.dns, child, file, traceGc: nodeFlags.includes('--trace-gc') });
       } else {
         throw new Error(`BENCH_LATENCY_SERVERS: unknown server "${spec}" (c, c-epoll, c-spin, node [FLAGS], clusterdns [FLAGS])`);
       }
