@@ -11,14 +11,14 @@
 // All are started once; in every round each is measured in turn (alternating, so a load change on the
 // shared machine hits all of them), and the servers not being measured are stopped (SIGSTOP) so that
 // their timers do not run on core 0 during another's run. Percentiles per run from dnsperf's per-query
-// lines; the table gives the median over the runs and the min-max.
+// lines; the table gives the median over the runs and the min-max. The Node servers get the
+// gc-count.ts preload, which counts V8's collections during each run.
 //
 // `npm run bench -- latency` runs it from run.ts. Alone: `npm run -s build && node test/bench/latency.ts`.
 // BENCH_LATENCY_RATES (comma-separated QPS, 10000), BENCH_LATENCY_RUNS (rounds, 5),
 // BENCH_LATENCY_SECONDS (per dnsperf run, 3), BENCH_LATENCY_SERVERS (';'-separated, default
 // `c;node;clusterdns`; also `c-epoll`, `c-spin` (echo.c's other modes) and `clusterdns FLAG...` for
-// clusterdns with Node flags, e.g. `clusterdns --max-semi-space-size=1` (with `--trace-gc` the
-// collections during each run are counted), and `-PLUGIN` to drop a plugin from the Corefile, e.g.
+// clusterdns with Node flags, e.g. `clusterdns --max-semi-space-size=1`, and `-PLUGIN` to drop a plugin from the Corefile, e.g.
 // `clusterdns -health -prometheus`).
 import { spawn, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
@@ -56,7 +56,7 @@ export interface LatencyRun {
   sent: number; lost: number;
   /** The server's user+system CPU over the run / wall time, %; core 0's other work and idle time, %. */
   serverCpuPct: number; otherPct: number; idlePct: number;
-  /** Collections during the run (clusterdns variants started with --trace-gc). */
+  /** V8 collections during the run (Node servers, through the gc-count.ts preload). */
   gc?: GcCount;
 }
 
@@ -71,19 +71,6 @@ export interface LatencyResult {
 /** Percentiles of sorted samples (as latency() in dnsperf.ts: the floor(p*n)-th). */
 function pct(sorted: number[], p: number): number {
   return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! : NaN;
-}
-
-/** Collections in a chunk of --trace-gc output: "... 1234 ms: Scavenge 5.2 (6.0) -> 4.1 (7.0) MB, pooled: 0 MB, 0.85 / 0.00 ms ...". */
-export function countGc(text: string): GcCount {
-  const c: GcCount = { scavenges: 0, majors: 0, pauseMs: 0, maxPauseMs: 0 };
-  for (const m of text.matchAll(/ms: ([A-Za-z-]+(?: [A-Za-z-]+)?)[^\n]*? MB, (?:pooled: [\d.]+ MB, )?([\d.]+) \/ [\d.]+ ms/g)) {
-    const pause = Number(m[2]);
-    if (/Scavenge|Minor/.test(m[1]!)) c.scavenges++;
-    else c.majors++;
-    c.pauseMs += pause;
-    c.maxPauseMs = Math.max(c.maxPauseMs, pause);
-  }
-  return c;
 }
 
 const taken = new Set<number>();
@@ -102,6 +89,20 @@ export async function pickPort(): Promise<number> {
     if (okUdp && okTcp) { taken.add(port); return port; }
   }
   throw new Error('no free port in 20000-31999 on 127.0.0.1');
+}
+
+const gcPreload = ['--import', join(import.meta.dirname, 'gc-count.ts')];
+
+/** Totals from the gc-count.ts preload (SIGUSR2); undefined if the process does not answer. */
+async function gcTotals(child: Child): Promise<GcCount | undefined> {
+  const before = child.output().length;
+  child.proc.kill('SIGUSR2');
+  for (let i = 0; i < 100; i++) {
+    const m = /gc-count (\d+) (\d+) ([\d.]+) ([\d.]+)\n/.exec(child.output().slice(before));
+    if (m) return { scavenges: Number(m[1]), majors: Number(m[2]), pauseMs: Number(m[3]), maxPauseMs: Number(m[4]) };
+    await sleep(5);
+  }
+  return undefined;
 }
 
 /** gcc -O2 test/bench/echo.c into a temp dir; undefined (and why) when gcc is missing or fails. */
@@ -155,7 +156,7 @@ export function withoutPlugins(corefile: string, plugins: string[]): string {
   return out.join('\n');
 }
 
-interface Running { name: string; what: string; port: number; child: Child; file: string; traceGc: boolean }
+interface Running { name: string; what: string; port: number; child: Child; file: string; countGc: boolean }
 
 const cModes: Record<string, { mode: string; what: string }> = {
   c: { mode: 'block', what: 'C echo (test/bench/echo.c, blocking recvfrom/sendto)' },
@@ -164,9 +165,9 @@ const cModes: Record<string, { mode: string; what: string }> = {
 };
 
 /** One dnsperf -Q rate -v run against `s`, with the others stopped. */
-function measure(s: Running, rate: number, round: number): LatencyRun {
+async function measure(s: Running, rate: number, round: number): Promise<LatencyRun> {
   const load = loadavg()[0]!;
-  const gcFrom = s.child.output().length;
+  const gc0 = s.countGc ? await gcTotals(s.child) : undefined;
   const c0 = cpuSeconds(s.child.pid);
   const core0 = coreSeconds(SERVER_CORE);
   const t0 = performance.now();
@@ -174,6 +175,7 @@ function measure(s: Running, rate: number, round: number): LatencyRun {
   const cpu = cpuSeconds(s.child.pid) - c0;
   const wall = (performance.now() - t0) / 1000;
   const core1 = coreSeconds(SERVER_CORE);
+  const gc1 = gc0 ? await gcTotals(s.child) : undefined;
   const samples: number[] = [];
   // Verbose lines look like: "> NOERROR name A 0.000123".
   for (const line of stdout.split('\n')) {
@@ -187,7 +189,7 @@ function measure(s: Running, rate: number, round: number): LatencyRun {
     p50Ms: pct(samples, 0.5), p90Ms: pct(samples, 0.9), p99Ms: pct(samples, 0.99), p999Ms: pct(samples, 0.999), maxMs: samples.length ? samples[samples.length - 1]! : NaN,
     sent: result.sent, lost: result.lost,
     serverCpuPct: (100 * cpu) / wall, otherPct: (100 * Math.max(0, core1.busy - core0.busy - cpu)) / wall, idlePct: (100 * (core1.idle - core0.idle)) / wall,
-    ...(s.traceGc ? { gc: countGc(s.child.output().slice(gcFrom)) } : {}),
+    ...(gc0 && gc1 ? { gc: { scavenges: gc1.scavenges - gc0.scavenges, majors: gc1.majors - gc0.majors, pauseMs: gc1.pauseMs - gc0.pauseMs, maxPauseMs: gc1.maxPauseMs } } : {}),
   };
 }
 
@@ -224,21 +226,21 @@ export async function benchLatency(o: { run?: RunApi; fixtures?: Fixtures; log?:
         const port = await pickPort();
         const child = spawnPinned(echoBin.bin, [String(port), cModes[kind!]!.mode], SERVER_CORE);
         await child.waitFor(/listening/);
-        servers.push({ name: spec === 'c' ? 'C echo' : `C echo (${cModes[kind!]!.mode})`, what: cModes[kind!]!.what, port, child, file, traceGc: false });
+        servers.push({ name: spec === 'c' ? 'C echo' : `C echo (${cModes[kind!]!.mode})`, what: cModes[kind!]!.what, port, child, file, countGc: false });
       } else if (kind === 'node') {
         const port = await pickPort();
-        const child = spawnNode(join(import.meta.dirname, 'echo.ts'), [String(port)], { core: SERVER_CORE, ...(flags.length ? { nodeArgs: flags } : {}) });
+        const child = spawnNode(join(import.meta.dirname, 'echo.ts'), [String(port)], { core: SERVER_CORE, nodeArgs: [...gcPreload, ...flags] });
         await child.waitFor(/listening/);
-        servers.push({ name: `Node echo${flags.length ? ` ${flags.join(' ')}` : ''}`, what: 'Node echo (test/bench/echo.ts, node:dgram)', port, child, file, traceGc: flags.includes('--trace-gc') });
+        servers.push({ name: `Node echo${flags.length ? ` ${flags.join(' ')}` : ''}`, what: 'Node echo (test/bench/echo.ts, node:dgram)', port, child, file, countGc: true });
       } else if (kind === 'clusterdns') {
         const p: Ports = { dns: await pickPort(), health: await pickPort(), ready: await pickPort(), metrics: await pickPort() };
         // `-PLUGIN` drops that plugin's lines from the Corefile; anything else is a Node flag.
         const drop = flags.filter((x) => /^-[a-z]/.test(x)).map((x) => x.slice(1));
         const nodeFlags = flags.filter((x) => !/^-[a-z]/.test(x));
         const corefile = withoutPlugins(await scenario.corefile(p, { ...f, upstream: ownUpstream }), drop);
-        const child = (await startServer(corefile, nodeFlags)).child;
+        const child = (await startServer(corefile, [...gcPreload, ...nodeFlags])).child;
         const what = [drop.length ? `without ${drop.join(', ')}` : '', nodeFlags.length ? `node ${nodeFlags.join(' ')}` : ''].filter(Boolean).join(', ');
-        servers.push({ name: `clusterdns${flags.length ? ` ${flags.join(' ')}` : ''}`, what: `clusterdns, kubeadm Corefile, cluster-names mix${what ? `, ${what}` : ''}`, port: p.dns, child, file, traceGc: nodeFlags.includes('--trace-gc') });
+        servers.push({ name: `clusterdns${flags.length ? ` ${flags.join(' ')}` : ''}`, what: `clusterdns, kubeadm Corefile, cluster-names mix${what ? `, ${what}` : ''}`, port: p.dns, child, file, countGc: true });
       } else {
         throw new Error(`BENCH_LATENCY_SERVERS: unknown server "${spec}" (c, c-epoll, c-spin, node [FLAGS], clusterdns [FLAGS])`);
       }
@@ -257,7 +259,7 @@ export async function benchLatency(o: { run?: RunApi; fixtures?: Fixtures; log?:
           const s = servers[(k + round) % servers.length]!;
           only(s);
           await sleep(100);
-          results.push(measure(s, rate, round));
+          results.push(await measure(s, rate, round));
         }
       }
     }
