@@ -11,7 +11,9 @@
 // BENCH_SEARCH_SECONDS (search path, per window, 2), BENCH_PROFILE (scenario name to profile, or "off"),
 // BENCH_WRITE_DOCS (1: write docs/performance.md and docs/performance-latency.svg even for a filtered
 // run; 0: never); BENCH_SWEEP_SECONDS and BENCH_SWEEP_RATES for the latency-vs-load sweep (sweep.ts);
-// BENCH_BURST_SECONDS, BENCH_BURST_P50_MS and BENCH_BURST_RATE for the burst (burst.ts).
+// BENCH_BURST_SECONDS, BENCH_BURST_P50_MS and BENCH_BURST_RATE for the burst (burst.ts);
+// BENCH_LATENCY_RATES, BENCH_LATENCY_RUNS, BENCH_LATENCY_SECONDS, BENCH_LATENCY_SERVERS for the
+// fixed-rate latency bench (latency.ts).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
@@ -606,6 +608,14 @@ async function main(): Promise<void> {
       const { benchBurst, formatBurst } = await import('./burst.ts');
       const r = await attempt('burst', () => benchBurst({ run: { fixtures, ports, startServer, throughputScenarios }, fixtures: f, log }));
       if (r) out('Burst (2x the sustainable rate)', formatBurst(r));
+    }
+
+    // Latency at a fixed rate: C echo, Node echo and the kubeadm Corefile, alternating (latency.ts).
+    if (selected('latency')) {
+      log('bench: latency at a fixed rate ...');
+      const { benchLatency, formatLatency } = await import('./latency.ts');
+      const r = await attempt('latency', () => benchLatency({ run: { fixtures, startServer, throughputScenarios }, fixtures: f, log }));
+      if (r) out('Latency at a fixed rate (C echo, Node echo, clusterdns)', formatLatency(r));
     }
   } finally {
     await echo?.stop('SIGTERM');
