@@ -190,5 +190,6 @@ export function loadBigCluster(api: KubeApiServer, spec: BigClusterSpec): BigClu
     clusterIPNames.push({ ns, name });
     addEndpoints(ns, name, spec.clusterIPEndpoints, false, ports.map((p) => ({ ...p, port: p.port + 8000 })));
   }
+  api.prepareLists();
   return { services: svc, endpoints: ep, slices, pods, clusterIPNames, headlessNames };
 }

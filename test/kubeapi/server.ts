@@ -188,6 +188,11 @@ export class KubeApiServer {
     return o ? clone(o) : undefined;
   }
 
+  /** Sort each kind's objects now (after a bulk load), so that the first list does not pay for it. */
+  prepareLists(): void {
+    for (const r of resources) this.current(r, undefined, parseSelector(''));
+  }
+
   // ---- failure injection ----
 
   /** End every open watch stream (cleanly by default; `abrupt` destroys the connections instead). */
