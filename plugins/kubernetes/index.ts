@@ -112,17 +112,24 @@ function setupLocal(cfg: KubernetesConfig, env: SetupEnv, opts: SetupOptions): K
     onProgramming: (kind: ProgrammingKind, seconds: number) => programming.observe({ service_kind: kind }, seconds),
   });
   // After a bulk load (initial list, relist, manifest reload) the parsed pages are garbage: collect
-  // once the burst is over, so the process does not keep the heap it grew to (src/gc.ts).
+  // once the burst is over, so the process does not keep the heap it grew to (src/gc.ts). Not before
+  // the first sync is complete: kinds finish listing at different times (100,000 Pods list for
+  // seconds after the Namespaces), and a full GC mid-sync (two mark-compacts, 0.1-0.7 s each) only
+  // delays the rest; the timer re-arms until then.
   let release: NodeJS.Timeout | undefined;
-  const bulkReplace = zone.replaceAll.bind(zone) as (kind: Kind, items: unknown[]) => void;
-  zone.replaceAll = ((kind: Kind, items: unknown[]) => {
-    bulkReplace(kind, items);
+  const releaseLater = () => {
     clearTimeout(release);
     release = setTimeout(() => {
+      if (source !== undefined && !source.isSynced()) { releaseLater(); return; }
       const ms = fullGc();
       if (ms >= 0) log.info(`released memory after a bulk load (full GC, ${ms.toFixed(0)} ms)`);
     }, 500);
     release.unref();
+  };
+  const bulkReplace = zone.replaceAll.bind(zone) as (kind: Kind, items: unknown[]) => void;
+  zone.replaceAll = ((kind: Kind, items: unknown[]) => {
+    bulkReplace(kind, items);
+    releaseLater();
   }) as typeof zone.replaceAll;
   let zones = zonesByRegistry.get(env.metrics);
   if (!zones) zonesByRegistry.set(env.metrics, zones = new Set());

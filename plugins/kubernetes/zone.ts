@@ -8,6 +8,7 @@
 // resolver records the cells an answer read; a cached answer is valid while none of them moved. An
 // event therefore only invalidates answers about the names it touched.
 import { compressIPv6, expandIPv6, normalizeIP } from '../../src/dns/name.ts';
+import { PodTable, ipv4Word, type IPKey } from './pods.ts';
 import type { SlotTable } from './slots.ts';
 import type {
   Kind, SlimEndpoint, SlimEndpointSlice, SlimNamespace, SlimPod, SlimPort, SlimService, ZoneSink,
@@ -175,15 +176,6 @@ interface ServiceState {
   readonly cell: Cell;
 }
 
-/** An address as a map key: IPv4 as int32 (no allocation), IPv6 as its canonical text. */
-type IPKey = number | string;
-
-/** What DNS needs of a running pod (its name is in its key). */
-interface PodEntry {
-  readonly namespace: string;
-  readonly ips: readonly IPKey[];
-  readonly hostNetwork: boolean;
-}
 
 /** A PTR target for an address: a service (cluster IP) or one of its endpoint names. */
 export interface ReverseTarget {
@@ -215,10 +207,10 @@ export class KubeZone implements ZoneSink {
   private readonly nsCells = new Map<string, Cell>();
   /** Services per namespace (for implicit namespaces). */
   private readonly nsServices = new Map<string, number>();
-  /** "ns/name" → what DNS needs of a running pod. */
-  private readonly pods = new Map<string, PodEntry>();
-  /** Address → the key of the pod having it, or the keys when several do. */
-  private readonly podsByIP = new Map<IPKey, string | string[]>();
+  /** Running pods: namespace, addresses, hostNetwork (pods.ts). */
+  private readonly pods: PodTable;
+  /** A pod change moved an address's cell since the last check. */
+  private podsMoved = false;
   /** Address → the services having it as a cluster IP or an answered endpoint address. */
   private readonly reverse = new Map<IPKey, ServiceState | ServiceState[]>();
   private readonly ipCells = new Array<Cell | undefined>(IP_CELLS).fill(undefined);
@@ -235,6 +227,7 @@ export class KubeZone implements ZoneSink {
     this.now = opts.now ?? Date.now;
     this.podNames = opts.endpointPodNames === true;
     this.serialValue = Math.floor(this.now() / 1000) >>> 0;
+    this.pods = new PodTable((key) => { this.bumpIP(key); this.podsMoved = true; });
   }
 
   /** Mirror cell changes into a shared slot table (main thread, with workers). */
@@ -291,10 +284,9 @@ export class KubeZone implements ZoneSink {
   /** Is there a (running) pod with this address in this namespace? */
   hasPod(ip: string, ns: string, deps: Cell[]): boolean {
     const key = ipKey(ip);
-    const keys = key === undefined ? undefined : this.podsByIP.get(key);
-    if (key !== undefined && keys !== undefined) {
+    if (key !== undefined && this.pods.has(key)) {
       deps.push(this.ipCell(key));
-      for (const k of typeof keys === 'string' ? [keys] : keys) if (this.pods.get(k)?.namespace === ns) return true;
+      if (this.pods.hasPod(key, ns)) return true;
     }
     deps.push(this.global);
     return false;
@@ -302,21 +294,12 @@ export class KubeZone implements ZoneSink {
 
   /** The namespace of a pod with this address, if pods are kept (autopath). Records the address's cell. */
   namespaceOfIP(ip: string, deps?: Cell[]): string | undefined {
-    const n = normalizeIP(ip);
-    const key = n === undefined ? undefined : ipKey(n);
-    const keys = key === undefined ? undefined : this.podsByIP.get(key);
-    if (key === undefined || keys === undefined) { deps?.push(this.global); return undefined; }
+    const key = podIPKey(ip);
+    if (key === undefined || !this.pods.has(key)) { deps?.push(this.global); return undefined; }
     deps?.push(this.ipCell(key));
     // Certain or nothing (autopath must never guess): an IP shared by pods of several namespaces, or
     // by a hostNetwork pod (its node's IP), names no namespace.
-    let ns: string | undefined;
-    for (const k of typeof keys === 'string' ? [keys] : keys) {
-      const p = this.pods.get(k);
-      if (!p) continue;
-      if (p.hostNetwork || (ns !== undefined && ns !== p.namespace)) return undefined;
-      ns = p.namespace;
-    }
-    return ns;
+    return this.pods.namespaceOf(key);
   }
 
   /**
@@ -428,38 +411,15 @@ export class KubeZone implements ZoneSink {
 
   upsertPod(p: SlimPod): void {
     if (!this.opts.pods || !this.keep(p.namespace)) return;
-    const key = svcKey(p.namespace, p.name);
-    const old = this.pods.get(key);
-    const ips: IPKey[] = [];
-    for (const raw of p.ips) {
-      const ip = normalizeIP(raw);
-      const k = ip === undefined ? undefined : ipKey(ip);
-      if (k !== undefined && !ips.includes(k)) ips.push(k);
-    }
-    const entry: PodEntry = { namespace: this.strings.get(p.namespace.toLowerCase()), ips: ips.slice(), hostNetwork: p.hostNetwork === true };
-    if (old && old.namespace === entry.namespace && old.hostNetwork === entry.hostNetwork &&
-      old.ips.length === ips.length && old.ips.every((x, i) => x === ips[i])) return;
-    if (old) this.unindexPod(key, old);
-    this.pods.set(key, entry);
-    for (const ip of ips) {
-      const have = this.podsByIP.get(ip);
-      if (have === undefined) this.podsByIP.set(ip, key);
-      else if (typeof have === 'string') this.podsByIP.set(ip, [have, key]);
-      else have.push(key);
-      this.bumpIP(ip);
-    }
-    this.touchGlobal();
-    this.count('Pod');
+    const before = this.pods.size;
+    this.pods.upsert(p.namespace.toLowerCase(), p.name.toLowerCase(), podKeys(p.ips), p.hostNetwork === true);
+    this.podsChanged(before);
   }
 
   deletePod(namespace: string, name: string): void {
-    const key = svcKey(namespace, name);
-    const old = this.pods.get(key);
-    if (!old) return;
-    this.pods.delete(key);
-    this.unindexPod(key, old);
-    this.touchGlobal();
-    this.count('Pod');
+    const before = this.pods.size;
+    this.pods.remove(namespace.toLowerCase(), name.toLowerCase());
+    this.podsChanged(before);
   }
 
   replaceAll(kind: 'Service', items: SlimService[]): void;
@@ -498,11 +458,14 @@ export class KubeZone implements ZoneSink {
       }
       case 'Pod': {
         const list = items as SlimPod[];
-        const keep = new Set(list.map((p) => svcKey(p.namespace, p.name)));
-        for (const key of [...this.pods.keys()]) {
-          if (!keep.has(key)) { const [ns, name] = splitKey(key); this.deletePod(ns, name); }
-        }
-        for (const p of list) this.upsertPod(p);
+        const before = this.pods.size;
+        this.pods.replaceAll((upsert) => {
+          if (!this.opts.pods) return;
+          for (const p of list) {
+            if (this.keep(p.namespace)) upsert(p.namespace.toLowerCase(), p.name.toLowerCase(), podKeys(p.ips), p.hostNetwork === true);
+          }
+        });
+        this.podsChanged(before);
         break;
       }
     }
@@ -647,16 +610,12 @@ export class KubeZone implements ZoneSink {
     };
   }
 
-  private unindexPod(key: string, p: PodEntry): void {
-    for (const ip of p.ips) {
-      const have = this.podsByIP.get(ip);
-      if (have === key) this.podsByIP.delete(ip);
-      else if (Array.isArray(have)) {
-        const rest = have.filter((k) => k !== key);
-        this.podsByIP.set(ip, rest.length === 1 ? rest[0]! : rest);
-      }
-      this.bumpIP(ip);
-    }
+  /** After pod writes: a change moves the global cell (negative answers, the serial) and the count. */
+  private podsChanged(sizeBefore: number): void {
+    if (!this.podsMoved && this.pods.size === sizeBefore) return;
+    this.podsMoved = false;
+    this.touchGlobal();
+    this.count('Pod');
   }
 
   /** The cell answers about an address depend on (shared with other addresses: see IP_CELLS). */
@@ -831,6 +790,22 @@ function formatV6(words: readonly number[], at: number): string {
   const h: number[] = [];
   for (let i = 0; i < 4; i++) { const w = words[at + i]!; h.push((w >>> 16) & 0xffff, w & 0xffff); }
   return compressIPv6(h);
+}
+
+/** The address keys of a pod's addresses as given (any valid form), deduplicated. */
+function podKeys(ips: readonly string[]): IPKey[] {
+  const out: IPKey[] = [];
+  for (const raw of ips) {
+    const k = podIPKey(raw);
+    if (k !== undefined && !out.includes(k)) out.push(k);
+  }
+  return out;
+}
+
+/** The key of an address in any valid form: IPv4 parsed without allocating, IPv6 canonicalized. */
+function podIPKey(ip: string): IPKey | undefined {
+  if (ip.includes(':')) return normalizeIP(ip);
+  return ipv4Word(ip);
 }
 
 /** The map key of a canonical address (undefined if it is none). */

@@ -132,6 +132,8 @@ export interface BigClusterSpec {
   clusterIPEndpoints: number;
   /** Create a running Pod for every endpoint address. */
   pods: boolean;
+  /** Running Pods of no Service, round-robin over the namespaces (addresses after the endpoints'). */
+  lonePods?: number;
 }
 
 export interface BigClusterInfo {
@@ -190,5 +192,11 @@ export function loadBigCluster(api: KubeApiServer, spec: BigClusterSpec): BigClu
     clusterIPNames.push({ ns, name });
     addEndpoints(ns, name, spec.clusterIPEndpoints, false, ports.map((p) => ({ ...p, port: p.port + 8000 })));
   }
+  for (let i = 0; i < (spec.lonePods ?? 0); i++) {
+    const ns = nsNames[i % nsNames.length]!;
+    api.add(pod(ns, `job-${i}`, ipAt(podIPBase, ep + i), 'Running'));
+    pods++;
+  }
+  api.prepareLists();
   return { services: svc, endpoints: ep, slices, pods, clusterIPNames, headlessNames };
 }

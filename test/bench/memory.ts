@@ -161,6 +161,7 @@ export const memoryNames = {
   small: 'memory: 2k services, 20k endpoints',
   main: 'memory: 10k services, 100k endpoints',
   pods: 'memory: 10k services, 100k endpoints, 100k pods (pods verified)',
+  podsAlone: 'memory: 100k pods, no services (pods verified)',
 } as const;
 
 /** The memory runs: sizes chosen so differences give bytes per Service, per endpoint and per Pod. */
@@ -172,6 +173,8 @@ export function memorySpecs(): MemorySpec[] {
     { ...base, name: memoryNames.small, headless: 1000, headlessEndpoints: 18, clusterIP: 1000, clusterIPEndpoints: 2 },
     { ...base, name: memoryNames.main, headless: 5000, headlessEndpoints: 18, clusterIP: 5000, clusterIPEndpoints: 2 },
     { ...base, name: memoryNames.pods, headless: 5000, headlessEndpoints: 18, clusterIP: 5000, clusterIPEndpoints: 2, pods: true, podsVerified: true },
+    // Issue 6 names 100,000 Pods "separately": the same Pods on their own.
+    { ...base, name: memoryNames.podsAlone, headless: 0, headlessEndpoints: 0, clusterIP: 0, clusterIPEndpoints: 0, lonePods: 100_000, podsVerified: true },
   ];
 }
 
@@ -197,6 +200,7 @@ export function perObject(rows: MemoryRow[]): PerObject[] {
   diff('Service with its 10 endpoints (2k run)', find(n.empty), find(n.small), (r) => r.services);
   diff('Service with its 10 endpoints (10k run)', find(n.empty), find(n.main), (r) => r.services);
   diff('Pod (pods verified)', find(n.main), find(n.pods), (r) => r.pods);
+  diff('Pod, no services (pods verified)', find(n.empty), find(n.podsAlone), (r) => r.pods);
   return out;
 }
 
