@@ -101,6 +101,18 @@ function setupLocal(cfg: KubernetesConfig, env: SetupEnv, opts: SetupOptions): K
   objectsGauge(env.metrics);
 
   const manifests = cfg.manifests.length > 0;
+  // After a bulk load (initial list, relist, manifest reload) the parsed pages are garbage: collect
+  // once the burst is over (no page for 500 ms; not between the lists of the kinds, which would pause
+  // the rest of the sync), so the process does not keep the heap it grew to (src/gc.ts).
+  let release: NodeJS.Timeout | undefined;
+  const bulkWrite = () => {
+    clearTimeout(release);
+    release = setTimeout(() => {
+      const ms = fullGc();
+      if (ms >= 0) log.info(`released memory after a bulk load (full GC, ${ms.toFixed(0)} ms)`);
+    }, 500);
+    release.unref();
+  };
   const zone = new KubeZone({
     namespaces: cfg.namespaces,
     endpoints: !cfg.noEndpoints,
@@ -108,20 +120,8 @@ function setupLocal(cfg: KubernetesConfig, env: SetupEnv, opts: SetupOptions): K
     pods: cfg.pods === 'verified',
     implicitNamespaces: manifests && cfg.namespaceLabels === undefined,
     onProgramming: (kind: ProgrammingKind, seconds: number) => programming.observe({ service_kind: kind }, seconds),
+    onBulkWrite: bulkWrite,
   });
-  // After a bulk load (initial list, relist, manifest reload) the parsed pages are garbage: collect
-  // once the burst is over, so the process does not keep the heap it grew to (src/gc.ts).
-  let release: NodeJS.Timeout | undefined;
-  const bulkReplace = zone.replaceAll.bind(zone) as (kind: Kind, items: unknown[]) => void;
-  zone.replaceAll = ((kind: Kind, items: unknown[]) => {
-    bulkReplace(kind, items);
-    clearTimeout(release);
-    release = setTimeout(() => {
-      const ms = fullGc();
-      if (ms >= 0) log.info(`released memory after a bulk load (full GC, ${ms.toFixed(0)} ms)`);
-    }, 500);
-    release.unref();
-  }) as typeof zone.replaceAll;
   let zones = zonesByRegistry.get(env.metrics);
   if (!zones) zonesByRegistry.set(env.metrics, zones = new Set());
   zones.add(zone);

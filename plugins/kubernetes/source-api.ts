@@ -19,9 +19,11 @@
 // the generated models, and dist/watch.js): the package index, KubeConfig, the generated API clients
 // and their models cost ~25 MiB of RSS and ~0.5 s at startup on top (docs/performance.md, "Loading
 // less of client-node"). Credentials and list requests are api-client.ts's: plain GETs, paged with
-// limit/continue so a big cluster is never held in memory whole, parsed as plain JSON. A list feeds the sink one replaceAll per kind, which also deletes whatever
-// vanished (ListWatch's own relist does fire deletes for vanished objects, but replaceAll makes the sink
-// exact in one step, so the per-object callbacks ListWatch fires while applying a list are ignored).
+// limit/continue, parsed as plain JSON. A list is one replacement per kind in the sink (beginReplace):
+// each page is converted and added as it arrives, so a big cluster is never held in memory whole, not
+// even as slim records, and the replacement's end deletes whatever vanished (ListWatch's own relist
+// fires deletes for vanished objects too, but the sink is already exact then, so the per-object
+// callbacks ListWatch fires while applying a list are ignored).
 // Nothing here is on the query path: the zone answers from its own maps.
 import type { KubeConfig } from '@kubernetes/client-node/dist/config.js';
 import type { KubernetesListObject, KubernetesObject } from '@kubernetes/client-node/dist/types.js';
@@ -33,7 +35,7 @@ import { ApiClient, ApiStatusError, resolveConnection, type ApiConnectionConfig,
 import {
   describeObject, isInvalid, toSlimEndpointSlice, toSlimNamespace, toSlimPod, toSlimService, type Converted,
 } from './convert.ts';
-import type { Kind, SlimEndpointSlice, SlimNamespace, SlimPod, SlimService, SourceHandle, ZoneSink } from './objects.ts';
+import type { Kind, Replacement, SlimEndpointSlice, SlimNamespace, SlimPod, SlimService, SourceHandle, ZoneSink } from './objects.ts';
 import { parseSelector } from './selector.ts';
 
 export { resolveConnection } from './api-client.ts';
@@ -74,7 +76,7 @@ interface KindDef {
   convert(obj: unknown): Converted<Slim>;
   upsert(s: Slim): void;
   remove(namespace: string, name: string): void;
-  replaceAll(items: Slim[]): void;
+  beginReplace(): Replacement<Slim>;
 }
 
 const defaultBackoff = { initialMs: 500, maxMs: 30_000 };
@@ -161,7 +163,7 @@ class KindWatch {
   synced = false;
   lastContactMs = 0;
   private readonly informer: ListWatch<Shell>;
-  /** ListWatch fires per-object callbacks while applying a list we already fed as replaceAll. */
+  /** ListWatch fires per-object callbacks while applying a list we already fed as a replacement. */
   private applyingList = false;
   private failures = 0;
   private failing: string | undefined;
@@ -242,35 +244,46 @@ class KindWatch {
     if (this.stopped) throw new Error('stopped');
     const abort = new AbortController();
     this.listAbort = abort;
-    const slims: Slim[] = [];
+    // Each page goes into the zone as it arrives: only the page being converted and ListWatch's shells
+    // are held, never the whole list. end() then deletes what the list no longer has.
+    const replacement = this.def.beginReplace();
     const shells: Shell[] = [];
+    let kept = 0;
     let resourceVersion = '';
     let cont: string | undefined;
     let pages = 0;
     do {
-      const page: ListPage = await this.client.list(this.def.path,
+      let page: ListPage | undefined = await this.client.list(this.def.path,
         { labelSelector: this.def.labelSelector, limit: this.pageSize, continue: cont },
         AbortSignal.any([abort.signal, AbortSignal.timeout(listPageTimeoutMs)]));
       pages++;
       if (!resourceVersion) resourceVersion = page.metadata?.resourceVersion ?? '';
-      for (const item of page.items ?? []) {
+      cont = page.metadata?.continue || undefined;
+      const items = page.items ?? [];
+      page = undefined;
+      const slims: Slim[] = [];
+      for (let i = 0; i < items.length; i++) {
+        const item = items[i];
         const c = this.def.convert(item);
         shells.push(shellOf(item));
         if (isInvalid(c)) this.skip(item, c);
         else if (c !== null) slims.push(c);
+        items[i] = undefined; // the full object is garbage from here on
       }
-      cont = page.metadata?.continue || undefined;
+      if (this.stopped) break;
+      replacement.add(slims);
+      kept += slims.length;
       this.contact();
     } while (cont && !this.stopped);
     if (this.stopped) throw new Error('stopped');
-    this.def.replaceAll(slims);
+    replacement.end();
     this.applyingList = true;
     if (!this.synced) {
       this.synced = true;
-      this.log.debug(`listed ${this.def.resource}: ${slims.length} of ${shells.length} objects in ${pages} page(s)`);
+      this.log.debug(`listed ${this.def.resource}: ${kept} of ${shells.length} objects in ${pages} page(s)`);
       this.onSynced();
     } else {
-      this.log.debug(`relisted ${this.def.resource}: ${slims.length} of ${shells.length} objects`);
+      this.log.debug(`relisted ${this.def.resource}: ${kept} of ${shells.length} objects in ${pages} page(s)`);
     }
     return { metadata: { resourceVersion }, items: shells };
   }
@@ -385,21 +398,21 @@ class ApiSource implements SourceHandle {
         convert: (obj) => toSlimNamespace(obj),
         upsert: (s) => sink.upsertNamespace(s as SlimNamespace),
         remove: (_ns, name) => sink.deleteNamespace(name),
-        replaceAll: (items) => sink.replaceAll('Namespace', items as SlimNamespace[]),
+        beginReplace: () => sink.beginReplace('Namespace') as Replacement<Slim>,
       },
       {
         kind: 'Service', resource: 'services', path: '/api/v1/services', labelSelector: labels,
         convert: (obj) => toSlimService(obj),
         upsert: (s) => sink.upsertService(s as SlimService),
         remove: (ns, name) => sink.deleteService(ns, name),
-        replaceAll: (items) => sink.replaceAll('Service', items as SlimService[]),
+        beginReplace: () => sink.beginReplace('Service') as Replacement<Slim>,
       },
       {
         kind: 'EndpointSlice', resource: 'endpointslices', path: '/apis/discovery.k8s.io/v1/endpointslices', labelSelector: labels,
         convert: (obj) => toSlimEndpointSlice(obj),
         upsert: (s) => sink.upsertEndpointSlice(s as SlimEndpointSlice),
         remove: (ns, name) => sink.deleteEndpointSlice(ns, name),
-        replaceAll: (items) => sink.replaceAll('EndpointSlice', items as SlimEndpointSlice[]),
+        beginReplace: () => sink.beginReplace('EndpointSlice') as Replacement<Slim>,
       },
     ];
     if (cfg.watchPods) {
@@ -408,7 +421,7 @@ class ApiSource implements SourceHandle {
         convert: (obj) => toSlimPod(obj),
         upsert: (s) => sink.upsertPod(s as SlimPod),
         remove: (ns, name) => sink.deletePod(ns, name),
-        replaceAll: (items) => sink.replaceAll('Pod', items as SlimPod[]),
+        beginReplace: () => sink.beginReplace('Pod') as Replacement<Slim>,
       });
     }
     const opts = {
