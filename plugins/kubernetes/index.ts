@@ -5,7 +5,7 @@ import type { Gauge } from 'prom-client';
 import type { Logger } from '../../src/log.ts';
 import type { Metrics } from '../../src/metrics.ts';
 import { definePlugin, type SetupEnv } from '../../src/plugin.ts';
-import { fullGc } from '../../src/gc.ts';
+import { fullGc, GcPacer } from '../../src/gc.ts';
 import { prebuild } from '../../src/dns/wire.ts';
 import { parseConfig, type KubernetesConfig } from './config.ts';
 import { KubernetesHandler, type ZoneHandler } from './kubernetes.ts';
@@ -103,6 +103,22 @@ function setupLocal(cfg: KubernetesConfig, env: SetupEnv, opts: SetupOptions): K
   objectsGauge(env.metrics);
 
   const manifests = cfg.manifests.length > 0;
+  // During a bulk load (initial list, relist, manifest reload) a major GC whenever the heap grew by a
+  // step, so promoted page garbage does not pile up into the load's RSS peak; after it, once the burst
+  // is over (no page for 500 ms; not between the lists of the kinds, which would pause the rest of the
+  // sync), one memory-reducing GC, so the process does not keep the heap it grew to (src/gc.ts).
+  const pacer = new GcPacer(8 * 2 ** 20);
+  let release: NodeJS.Timeout | undefined;
+  const bulkWrite = () => {
+    pacer.tick();
+    clearTimeout(release);
+    release = setTimeout(() => {
+      pacer.reset();
+      const ms = fullGc();
+      if (ms >= 0) log.info(`released memory after a bulk load (full GC, ${ms.toFixed(0)} ms)`);
+    }, 500);
+    release.unref();
+  };
   const zone = new KubeZone({
     namespaces: cfg.namespaces,
     endpoints: !cfg.noEndpoints,
@@ -110,27 +126,8 @@ function setupLocal(cfg: KubernetesConfig, env: SetupEnv, opts: SetupOptions): K
     pods: cfg.pods === 'verified',
     implicitNamespaces: manifests && cfg.namespaceLabels === undefined,
     onProgramming: (kind: ProgrammingKind, seconds: number) => programming.observe({ service_kind: kind }, seconds),
+    onBulkWrite: bulkWrite,
   });
-  // After a bulk load (initial list, relist, manifest reload) the parsed pages are garbage: collect
-  // once the burst is over, so the process does not keep the heap it grew to (src/gc.ts). Not before
-  // the first sync is complete: kinds finish listing at different times (100,000 Pods list for
-  // seconds after the Namespaces), and a full GC mid-sync (two mark-compacts, 0.1-0.7 s each) only
-  // delays the rest; the timer re-arms until then.
-  let release: NodeJS.Timeout | undefined;
-  const releaseLater = () => {
-    clearTimeout(release);
-    release = setTimeout(() => {
-      if (source !== undefined && !source.isSynced()) { releaseLater(); return; }
-      const ms = fullGc();
-      if (ms >= 0) log.info(`released memory after a bulk load (full GC, ${ms.toFixed(0)} ms)`);
-    }, 500);
-    release.unref();
-  };
-  const bulkReplace = zone.replaceAll.bind(zone) as (kind: Kind, items: unknown[]) => void;
-  zone.replaceAll = ((kind: Kind, items: unknown[]) => {
-    bulkReplace(kind, items);
-    releaseLater();
-  }) as typeof zone.replaceAll;
   let zones = zonesByRegistry.get(env.metrics);
   if (!zones) zonesByRegistry.set(env.metrics, zones = new Set());
   zones.add(zone);

@@ -63,9 +63,29 @@ export interface SlimPod {
 
 export type Kind = 'Service' | 'EndpointSlice' | 'Namespace' | 'Pod';
 
+/** The slim record of each kind. */
+export interface SlimOf {
+  Service: SlimService;
+  EndpointSlice: SlimEndpointSlice;
+  Namespace: SlimNamespace;
+  Pod: SlimPod;
+}
+
+/**
+ * A replacement of every object of one kind by a list that arrives in pages: add() each page as it
+ * comes (the objects in it are upserted at once), then end() deletes whatever no page held. Until
+ * end(), objects missing from the new list still answer. Abandoning one (a list that failed halfway)
+ * leaves the zone with the pages already added and nothing deleted; the next list finishes the job.
+ */
+export interface Replacement<T> {
+  add(items: readonly T[]): void;
+  end(): void;
+}
+
 /**
  * What a source (API watch or manifest files) feeds. Upserts replace by namespace/name; replaceAll sets
- * the full set of one kind (initial list, relist after 410, manifest reload) and deletes what is gone.
+ * the full set of one kind (initial list, relist after 410, manifest reload) and deletes what is gone;
+ * beginReplace does the same page by page, so a paged list is never held whole.
  */
 export interface ZoneSink {
   upsertService(s: SlimService): void;
@@ -80,6 +100,7 @@ export interface ZoneSink {
   replaceAll(kind: 'EndpointSlice', items: SlimEndpointSlice[]): void;
   replaceAll(kind: 'Namespace', items: SlimNamespace[]): void;
   replaceAll(kind: 'Pod', items: SlimPod[]): void;
+  beginReplace<K extends Kind>(kind: K): Replacement<SlimOf[K]>;
 }
 
 /** A running source of objects (API watches or manifest files) feeding a ZoneSink. */

@@ -41,6 +41,9 @@ export class PodTable {
   private readonly byOther = new Map<IPKey, number | number[]>();
   private readonly changed: OnAddress;
 
+  /** Set while a replacement runs (beginReplace): slots of pods upserted since. */
+  private mark: Uint8Array | undefined;
+
   constructor(changed: OnAddress) {
     this.changed = changed;
   }
@@ -49,9 +52,10 @@ export class PodTable {
 
   /**
    * Add or replace a pod. `ips` are address keys, deduplicated. Returns false when nothing changed.
-   * `mark`, when given, is set at the pod's slot (replaceAll's sweep).
+   * During a replacement the pod's slot is marked as still present.
    */
-  upsert(namespace: string, name: string, ips: readonly IPKey[], hostNetwork: boolean, mark?: Uint8Array): boolean {
+  upsert(namespace: string, name: string, ips: readonly IPKey[], hostNetwork: boolean): boolean {
+    const mark = this.mark;
     const ns = this.nsId(namespace);
     const names = this.byName[ns]!;
     const at = names.get(name);
@@ -88,17 +92,30 @@ export class PodTable {
   }
 
   /**
-   * Make the table exactly `pods` (the initial list, a relist): upsert each, then drop the pods that
-   * were not among them. `each` feeds the pods through the upsert it is given.
+   * Make the table exactly the pods upserted from now until `end()` (the initial list, a relist, fed
+   * page by page): every upsert meanwhile marks its pod, and end() drops the pods nobody marked. Pods
+   * added during the replacement get slots past the mark array and are kept.
    */
-  replaceAll(each: (upsert: (namespace: string, name: string, ips: readonly IPKey[], hostNetwork: boolean) => void) => void): void {
+  beginReplace(): { end(): void } {
     const mark = new Uint8Array(this.top);
-    each((namespace, name, ips, hostNetwork) => { this.upsert(namespace, name, ips, hostNetwork, mark); });
-    for (const names of this.byName) {
-      for (const [name, slot] of names) {
-        if (slot < mark.length && mark[slot] === 0) { names.delete(name); this.release(slot); }
-      }
-    }
+    this.mark = mark;
+    return {
+      end: () => {
+        if (this.mark === mark) this.mark = undefined;
+        for (const names of this.byName) {
+          for (const [name, slot] of names) {
+            if (slot < mark.length && mark[slot] === 0) { names.delete(name); this.release(slot); }
+          }
+        }
+      },
+    };
+  }
+
+  /** Make the table exactly the pods `each` feeds through the upsert it is given. */
+  replaceAll(each: (upsert: (namespace: string, name: string, ips: readonly IPKey[], hostNetwork: boolean) => void) => void): void {
+    const r = this.beginReplace();
+    each((namespace, name, ips, hostNetwork) => { this.upsert(namespace, name, ips, hostNetwork); });
+    r.end();
   }
 
   /** Is there a pod with this address in this namespace? */

@@ -101,6 +101,33 @@ describe('API source: initial sync', () => {
     const lists = api.requestsTo('/api/v1/services', false);
     expect(lists).toHaveLength(3);
     expect(lists[1]!.query.continue).toBeTruthy();
+    // Each page reaches the sink as it arrives (the list is never held whole), then one end.
+    expect(sink.callsOf('page', 'Service').map((c) => (c.op === 'page' ? c.keys.length : 0))).toEqual([3, 3, 1]);
+    expect(sink.callsOf('replaceAll', 'Service')).toHaveLength(1);
+  });
+
+  it('a paged relist deletes what vanished only at its end, and keeps what stayed', async () => {
+    api.add(namespace('shop'));
+    for (let i = 0; i < 7; i++) api.add(service('shop', `svc-${i}`));
+    const { sink, src } = start({ pageSize: 3 });
+    await src.synced;
+    await waitFor(() => api.watchCount === 3);
+    api.dropWatches();
+    api.remove('Service', 'shop', 'svc-0');
+    api.remove('Service', 'shop', 'svc-6');
+    api.add(service('shop', 'svc-7'));
+    api.compactHistory();
+    await waitFor(() => sink.callsOf('replaceAll', 'Service').length === 2, 5000, 'relist');
+    expect(sink.keys('Service')).toEqual(['shop/svc-1', 'shop/svc-2', 'shop/svc-3', 'shop/svc-4', 'shop/svc-5', 'shop/svc-7']);
+    const relist = sink.calls.slice(sink.calls.findIndex((c) => c.op === 'replaceAll' && c.kind === 'Service') + 1)
+      .filter((c) => c.kind === 'Service');
+    expect(relist.map((c) => c.op)).toEqual(['page', 'page', 'replaceAll']);
+    // No per-object callbacks from ListWatch: it holds no copy of the objects.
+    expect(sink.callsOf('upsert')).toEqual([]);
+    expect(sink.callsOf('delete')).toEqual([]);
+    // And events after the relist still arrive.
+    api.add(service('shop', 'svc-8'));
+    await waitFor(() => sink.services.get('shop/svc-8'), 5000, 'event after the relist');
   });
 });
 

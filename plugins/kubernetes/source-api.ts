@@ -5,9 +5,12 @@
 // resume from the last seen resourceVersion, relist on 410 Gone) over client-node's Watch — with three
 // adjustments client-go users get from SetTransform and the reflector, and client-node lacks:
 //
-// 1. A transform: ListWatch keeps every object it has seen in its cache, so instead of full objects
-//    (managedFields and all) it is handed shells {metadata: {name, namespace, resourceVersion}} — the only
-//    fields it reads. The slim record rides on the shell to our callback, which drops it again.
+// 1. No object cache: ListWatch keeps every object it has seen (client-go's SetTransform would slim
+//    them; client-node has none), and for DNS that copy is dead weight (~3.5 MiB of heap for 10k
+//    Services and their 10k EndpointSlices even as bare name/namespace shells). So the zone is the only
+//    store: a list hands its pages to the sink as they arrive and returns no items to ListWatch, and
+//    our Watch subclass applies each ADDED/MODIFIED/DELETED event to the sink itself and passes
+//    ListWatch a bookmark carrying the event's resourceVersion, which is all it needs to resume.
 // 2. Bookmarks: ListWatch does not ask for them; our Watch subclass adds allowWatchBookmarks=true (and a
 //    server-side timeoutSeconds), so quiet watches resume from a fresh resourceVersion instead of falling
 //    out of the history window and relisting.
@@ -19,9 +22,11 @@
 // the generated models, and dist/watch.js): the package index, KubeConfig, the generated API clients
 // and their models cost ~25 MiB of RSS and ~0.5 s at startup on top (docs/performance.md, "Loading
 // less of client-node"). Credentials and list requests are api-client.ts's: plain GETs, paged with
-// limit/continue so a big cluster is never held in memory whole, parsed as plain JSON. A list feeds the sink one replaceAll per kind, which also deletes whatever
-// vanished (ListWatch's own relist does fire deletes for vanished objects, but replaceAll makes the sink
-// exact in one step, so the per-object callbacks ListWatch fires while applying a list are ignored).
+// limit/continue, parsed as plain JSON. A list is one replacement per kind in the sink (beginReplace):
+// each page is converted and added as it arrives, so a big cluster is never held in memory whole, not
+// even as slim records, and the replacement's end deletes whatever vanished (ListWatch's own relist
+// fires deletes for vanished objects too, but the sink is already exact then, so the per-object
+// callbacks ListWatch fires while applying a list are ignored).
 // Nothing here is on the query path: the zone answers from its own maps.
 import type { KubeConfig } from '@kubernetes/client-node/dist/config.js';
 import type { KubernetesListObject, KubernetesObject } from '@kubernetes/client-node/dist/types.js';
@@ -33,7 +38,7 @@ import { ApiClient, ApiStatusError, resolveConnection, type ApiConnectionConfig,
 import {
   describeObject, isInvalid, toSlimEndpointSlice, toSlimNamespace, toSlimPod, toSlimService, type Converted,
 } from './convert.ts';
-import type { Kind, SlimEndpointSlice, SlimNamespace, SlimPod, SlimService, SourceHandle, ZoneSink } from './objects.ts';
+import type { Kind, Replacement, SlimEndpointSlice, SlimNamespace, SlimPod, SlimService, SourceHandle, ZoneSink } from './objects.ts';
 import { parseSelector } from './selector.ts';
 
 export { resolveConnection } from './api-client.ts';
@@ -59,10 +64,9 @@ export interface ApiSourceEnv {
 
 type Slim = SlimService | SlimEndpointSlice | SlimNamespace | SlimPod;
 
-/** What ListWatch caches per object: just the fields it reads. `converted` is dropped once handled. */
+/** What ListWatch sees of an object: a bookmark-shaped record of the resourceVersion (it caches nothing then). */
 interface Shell extends KubernetesObject {
-  metadata: { name: string; namespace?: string; resourceVersion?: string };
-  converted?: Converted<Slim>;
+  metadata: { resourceVersion?: string };
 }
 
 interface KindDef {
@@ -74,7 +78,7 @@ interface KindDef {
   convert(obj: unknown): Converted<Slim>;
   upsert(s: Slim): void;
   remove(namespace: string, name: string): void;
-  replaceAll(items: Slim[]): void;
+  beginReplace(): Replacement<Slim>;
 }
 
 const defaultBackoff = { initialMs: 500, maxMs: 30_000 };
@@ -97,21 +101,21 @@ function fmtDelay(ms: number): string {
   return ms < 1000 ? `${Math.round(ms)}ms` : `${Number((ms / 1000).toFixed(1))}s`;
 }
 
-function shellOf(obj: unknown, converted?: Converted<Slim>): Shell {
+/** The bookmark ListWatch is handed for an event: only the resourceVersion it resumes from. */
+function versionOf(obj: unknown): Shell {
   const m = (typeof obj === 'object' && obj !== null ? (obj as { metadata?: unknown }).metadata : undefined) as
-    { name?: unknown; namespace?: unknown; resourceVersion?: unknown } | undefined;
-  const shell: Shell = {
-    metadata: {
-      name: typeof m?.name === 'string' ? m.name : '',
-      ...(typeof m?.namespace === 'string' && m.namespace !== '' ? { namespace: m.namespace } : {}),
-      ...(typeof m?.resourceVersion === 'string' ? { resourceVersion: m.resourceVersion } : {}),
-    },
-  };
-  if (converted !== undefined) shell.converted = converted;
-  return shell;
+    { resourceVersion?: unknown } | undefined;
+  return { metadata: typeof m?.resourceVersion === 'string' ? { resourceVersion: m.resourceVersion } : {} };
 }
 
-/** Our Watch: asks for bookmarks, slims objects before ListWatch caches them, notes every contact. */
+/** namespace/name of a raw object, for log lines and deletes. */
+function nameOf(obj: unknown): { namespace: string; name: string } {
+  const m = (typeof obj === 'object' && obj !== null ? (obj as { metadata?: unknown }).metadata : undefined) as
+    { name?: unknown; namespace?: unknown } | undefined;
+  return { namespace: typeof m?.namespace === 'string' ? m.namespace : '', name: typeof m?.name === 'string' ? m.name : '' };
+}
+
+/** Our Watch: asks for bookmarks, applies events to the sink (ListWatch sees bookmarks), notes every contact. */
 class SlimWatch extends Watch {
   private readonly owner: KindWatch;
 
@@ -131,7 +135,6 @@ class SlimWatch extends Watch {
     const kw = this.owner;
     // ListWatch does not re-check stop() after its reconnect delay: do not open a watch for it then.
     if (kw.stopped) return new AbortController();
-    kw.listApplied();
     // Like client-go: a server-side timeout of 5-10 minutes spreads reconnects out.
     const params = { ...queryParams, allowWatchBookmarks: true, timeoutSeconds: 300 + Math.floor(Math.random() * 300) };
     let failed = false;
@@ -139,7 +142,8 @@ class SlimWatch extends Watch {
     try {
       controller = await super.watch(path, params, (phase: string, obj: unknown, raw: unknown) => {
         kw.contact();
-        callback(phase, kw.onWatchEvent(phase, obj), raw);
+        const forward = kw.onWatchEvent(phase, obj);
+        callback(forward.phase, forward.obj, raw);
       }, (err: unknown) => {
         if (err) failed = true;
         done(err);
@@ -161,8 +165,6 @@ class KindWatch {
   synced = false;
   lastContactMs = 0;
   private readonly informer: ListWatch<Shell>;
-  /** ListWatch fires per-object callbacks while applying a list we already fed as replaceAll. */
-  private applyingList = false;
   private failures = 0;
   private failing: string | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -187,9 +189,7 @@ class KindWatch {
     this.restarts = opts.restarts;
     this.onSynced = opts.onSynced;
     this.informer = new ListWatch<Shell>(def.path, new SlimWatch(client, this), () => this.list(), false, def.labelSelector);
-    this.informer.on('add', (s) => this.onObject(s, false));
-    this.informer.on('update', (s) => this.onObject(s, true));
-    this.informer.on('delete', (s) => this.onDelete(s));
+    // No add/update/delete handlers: ListWatch holds no objects (events go to the sink in SlimWatch).
     this.informer.on('error', (err) => this.onError(err));
   }
 
@@ -214,27 +214,25 @@ class KindWatch {
     this.failures = 0;
   }
 
-  listApplied(): void {
-    this.applyingList = false;
-  }
-
-  /** Turn a watch event's object into what ListWatch should see (and cache). */
-  onWatchEvent(phase: string, obj: unknown): unknown {
+  /** Apply a watch event to the sink; what ListWatch should see of it (a bookmark for object events). */
+  onWatchEvent(phase: string, obj: unknown): { phase: string; obj: unknown } {
     switch (phase) {
       case 'ADDED':
       case 'MODIFIED':
-        return shellOf(obj, this.def.convert(obj));
+        this.applyObject(obj);
+        return { phase: 'BOOKMARK', obj: versionOf(obj) };
       case 'DELETED':
-        return shellOf(obj);
+        this.applyDelete(obj);
+        return { phase: 'BOOKMARK', obj: versionOf(obj) };
       case 'ERROR': {
         const st = obj as { code?: unknown; message?: unknown } | undefined;
         // 410: ListWatch clears its resourceVersion and relists when the server closes the stream.
         if (st?.code === 410) this.log.debug(`watch of ${this.def.resource}: resourceVersion expired, relisting`);
         else this.log.warn(`watch of ${this.def.resource}: server sent an error: ${String(st?.message ?? JSON.stringify(obj))}`);
-        return obj;
+        return { phase, obj };
       }
       default: // BOOKMARK: ListWatch takes metadata.resourceVersion from it.
-        return obj;
+        return { phase, obj };
     }
   }
 
@@ -242,55 +240,65 @@ class KindWatch {
     if (this.stopped) throw new Error('stopped');
     const abort = new AbortController();
     this.listAbort = abort;
-    const slims: Slim[] = [];
-    const shells: Shell[] = [];
+    // Each page goes into the zone as it arrives: only the page being converted and ListWatch's shells
+    // are held, never the whole list. end() then deletes what the list no longer has.
+    const replacement = this.def.beginReplace();
+    let listed = 0;
+    let kept = 0;
     let resourceVersion = '';
     let cont: string | undefined;
     let pages = 0;
     do {
-      const page: ListPage = await this.client.list(this.def.path,
+      let page: ListPage | undefined = await this.client.list(this.def.path,
         { labelSelector: this.def.labelSelector, limit: this.pageSize, continue: cont },
         AbortSignal.any([abort.signal, AbortSignal.timeout(listPageTimeoutMs)]));
       pages++;
       if (!resourceVersion) resourceVersion = page.metadata?.resourceVersion ?? '';
-      for (const item of page.items ?? []) {
+      cont = page.metadata?.continue || undefined;
+      const items = page.items ?? [];
+      page = undefined;
+      const slims: Slim[] = [];
+      for (let i = 0; i < items.length; i++) {
+        const item = items[i];
         const c = this.def.convert(item);
-        shells.push(shellOf(item));
+        listed++;
         if (isInvalid(c)) this.skip(item, c);
         else if (c !== null) slims.push(c);
+        items[i] = undefined; // the full object is garbage from here on
       }
-      cont = page.metadata?.continue || undefined;
+      if (this.stopped) break;
+      replacement.add(slims);
+      kept += slims.length;
       this.contact();
     } while (cont && !this.stopped);
     if (this.stopped) throw new Error('stopped');
-    this.def.replaceAll(slims);
-    this.applyingList = true;
+    replacement.end();
     if (!this.synced) {
       this.synced = true;
-      this.log.debug(`listed ${this.def.resource}: ${slims.length} of ${shells.length} objects in ${pages} page(s)`);
+      this.log.debug(`listed ${this.def.resource}: ${kept} of ${listed} objects in ${pages} page(s)`);
       this.onSynced();
     } else {
-      this.log.debug(`relisted ${this.def.resource}: ${slims.length} of ${shells.length} objects`);
+      this.log.debug(`relisted ${this.def.resource}: ${kept} of ${listed} objects in ${pages} page(s)`);
     }
-    return { metadata: { resourceVersion }, items: shells };
+    // The sink already holds the list: ListWatch gets its resourceVersion and no items to cache.
+    return { metadata: { resourceVersion }, items: [] };
   }
 
   private skip(obj: unknown, reason: string): void {
     this.log.warn(`skipping ${this.def.kind} ${describeObject(obj)}: ${reason}`);
   }
 
-  private onObject(shell: Shell, update: boolean): void {
-    const c = shell.converted;
-    delete shell.converted;
-    if (this.applyingList || c === undefined) return;
-    const { name, namespace = '' } = shell.metadata;
+  private applyObject(obj: unknown): void {
+    const c = this.def.convert(obj);
+    const { namespace, name } = nameOf(obj);
     try {
       if (isInvalid(c)) {
         this.log.warn(`skipping ${this.def.kind} ${namespace ? `${namespace}/` : ''}${name || '<unnamed>'}: ${c}`);
-        // The previous version may be held: an object that became invalid must not keep answering.
-        if (update) this.def.remove(namespace, name);
+        // A previous version may be held: an object that became invalid must not keep answering.
+        this.def.remove(namespace, name);
       } else if (c === null) {
-        if (update) this.def.remove(namespace, name);
+        // Not for DNS (e.g. a Pod that stopped running): drop whatever version was held.
+        this.def.remove(namespace, name);
       } else {
         this.def.upsert(c);
       }
@@ -299,12 +307,12 @@ class KindWatch {
     }
   }
 
-  private onDelete(shell: Shell): void {
-    if (this.applyingList) return;
+  private applyDelete(obj: unknown): void {
+    const { namespace, name } = nameOf(obj);
     try {
-      this.def.remove(shell.metadata.namespace ?? '', shell.metadata.name);
+      this.def.remove(namespace, name);
     } catch (err) {
-      this.log.error(`deleting ${this.def.kind} ${shell.metadata.namespace ?? ''}/${shell.metadata.name}: ${errorText(err)}`);
+      this.log.error(`deleting ${this.def.kind} ${namespace}/${name}: ${errorText(err)}`);
     }
   }
 
@@ -385,21 +393,21 @@ class ApiSource implements SourceHandle {
         convert: (obj) => toSlimNamespace(obj),
         upsert: (s) => sink.upsertNamespace(s as SlimNamespace),
         remove: (_ns, name) => sink.deleteNamespace(name),
-        replaceAll: (items) => sink.replaceAll('Namespace', items as SlimNamespace[]),
+        beginReplace: () => sink.beginReplace('Namespace') as Replacement<Slim>,
       },
       {
         kind: 'Service', resource: 'services', path: '/api/v1/services', labelSelector: labels,
         convert: (obj) => toSlimService(obj),
         upsert: (s) => sink.upsertService(s as SlimService),
         remove: (ns, name) => sink.deleteService(ns, name),
-        replaceAll: (items) => sink.replaceAll('Service', items as SlimService[]),
+        beginReplace: () => sink.beginReplace('Service') as Replacement<Slim>,
       },
       {
         kind: 'EndpointSlice', resource: 'endpointslices', path: '/apis/discovery.k8s.io/v1/endpointslices', labelSelector: labels,
         convert: (obj) => toSlimEndpointSlice(obj),
         upsert: (s) => sink.upsertEndpointSlice(s as SlimEndpointSlice),
         remove: (ns, name) => sink.deleteEndpointSlice(ns, name),
-        replaceAll: (items) => sink.replaceAll('EndpointSlice', items as SlimEndpointSlice[]),
+        beginReplace: () => sink.beginReplace('EndpointSlice') as Replacement<Slim>,
       },
     ];
     if (cfg.watchPods) {
@@ -408,7 +416,7 @@ class ApiSource implements SourceHandle {
         convert: (obj) => toSlimPod(obj),
         upsert: (s) => sink.upsertPod(s as SlimPod),
         remove: (ns, name) => sink.deletePod(ns, name),
-        replaceAll: (items) => sink.replaceAll('Pod', items as SlimPod[]),
+        beginReplace: () => sink.beginReplace('Pod') as Replacement<Slim>,
       });
     }
     const opts = {

@@ -281,6 +281,36 @@ describe('KubeZone: replaceAll', () => {
     expect(z.namespaceExposed('ns', deps())).toBe(false);
     expect(z.namespaceExposed('other', deps())).toBe(true);
   });
+
+  it('page by page (beginReplace): pages apply as added, what no page held goes at end()', () => {
+    const { z } = zone();
+    z.replaceAll('Service', [svc('ns', 'a', { clusterIPs: ['10.0.0.1'] }), svc('ns', 'b', { clusterIPs: ['10.0.0.2'] })]);
+    z.replaceAll('EndpointSlice', [slice('ns', 'b-1', 'b', [ep('10.1.0.1')]), slice('ns', 'b-2', 'b', [ep('10.1.0.2')])]);
+    const a = view(z, 'ns', 'a')!.cell;
+    const gen = a.gen;
+
+    const services = z.beginReplace('Service');
+    services.add([svc('NS', 'A', { clusterIPs: ['10.0.0.1'] })]);
+    services.add([svc('ns', 'c', { clusterIPs: ['10.0.0.3'] })]);
+    // Added pages answer at once; what is missing so far still answers until the end.
+    expect(view(z, 'ns', 'c')!.clusterV4).toEqual(['10.0.0.3']);
+    expect(view(z, 'ns', 'b')).toBeDefined();
+    services.end();
+    expect(view(z, 'ns', 'b')).toBeUndefined();
+    expect(view(z, 'ns', 'a')).toBeDefined();
+    expect(a.gen).toBe(gen); // unchanged (keys compare case-insensitively)
+    expect(() => services.add([])).toThrow(/already ended/);
+
+    const slices = z.beginReplace('EndpointSlice');
+    slices.add([slice('ns', 'b-2', 'b', [ep('10.1.0.2')])]);
+    slices.end();
+    expect(z.counts().EndpointSlice).toBe(1);
+
+    // An abandoned replacement (a list that failed halfway) deletes nothing.
+    const abandoned = z.beginReplace('Service');
+    abandoned.add([svc('ns', 'd', { clusterIPs: ['10.0.0.4'] })]);
+    expect(z.counts().Service).toBe(3);
+  });
 });
 
 describe('KubeZone: programming duration', () => {

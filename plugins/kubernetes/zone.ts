@@ -11,7 +11,7 @@ import { compressIPv6, expandIPv6, normalizeIP } from '../../src/dns/name.ts';
 import { PodTable, ipv4Word, type IPKey } from './pods.ts';
 import type { SlotTable } from './slots.ts';
 import type {
-  Kind, SlimEndpoint, SlimEndpointSlice, SlimNamespace, SlimPod, SlimPort, SlimService, ZoneSink,
+  Kind, Replacement, SlimEndpoint, SlimEndpointSlice, SlimNamespace, SlimOf, SlimPod, SlimPort, SlimService, ZoneSink,
 } from './objects.ts';
 
 /**
@@ -165,6 +165,11 @@ export interface ZoneOptions {
   onProgramming?: (kind: ProgrammingKind, seconds: number) => void;
   /** The number of objects of a kind held changed. */
   onCount?: (kind: Kind, count: number) => void;
+  /**
+   * A bulk write: a page added to a replacement (beginReplace), or a replacement ended (also each
+   * replaceAll). A bulk load is over when these stop coming.
+   */
+  onBulkWrite?: (kind: Kind) => void;
 }
 
 interface ServiceState {
@@ -427,46 +432,74 @@ export class KubeZone implements ZoneSink {
   replaceAll(kind: 'Namespace', items: SlimNamespace[]): void;
   replaceAll(kind: 'Pod', items: SlimPod[]): void;
   replaceAll(kind: Kind, items: SlimService[] | SlimEndpointSlice[] | SlimNamespace[] | SlimPod[]): void {
+    const r = this.beginReplace(kind) as Replacement<unknown>;
+    r.add(items);
+    r.end();
+  }
+
+  /**
+   * Replace a kind page by page: each page is upserted as it is added (unchanged objects cost a
+   * comparison), and end() deletes what no page held. Only the keys seen are kept meanwhile.
+   */
+  beginReplace<K extends Kind>(kind: K): Replacement<SlimOf[K]> {
+    const seen = new Set<string>();
+    let ended = false;
+    const check = () => { if (ended) throw new Error(`replacement of ${kind} already ended`); };
+    const bulk = this.opts.onBulkWrite;
+    const added = () => bulk?.(kind);
+    const done = () => { ended = true; bulk?.(kind); };
     switch (kind) {
       case 'Service': {
-        const list = items as SlimService[];
-        const keep = new Set(list.map((s) => svcKey(s.namespace, s.name)));
-        for (const st of [...this.services.values()]) {
-          if (st.view && !keep.has(st.key)) this.deleteService(st.view.namespace, st.view.name);
-        }
-        for (const s of list) this.upsertService(s);
-        break;
+        const r: Replacement<SlimService> = {
+          add: (items) => { check(); for (const s of items) { seen.add(svcKey(s.namespace, s.name)); this.upsertService(s); } added(); },
+          end: () => {
+            check();
+            for (const st of [...this.services.values()]) {
+              if (st.view && !seen.has(st.key)) this.deleteService(st.view.namespace, st.view.name);
+            }
+            done();
+          },
+        };
+        return r as Replacement<SlimOf[K]>;
       }
       case 'EndpointSlice': {
-        const list = items as SlimEndpointSlice[];
-        const keep = new Set(list.map((e) => svcKey(e.namespace, e.name)));
-        for (const sliceKey of [...this.sliceOwner.keys()]) {
-          if (!keep.has(sliceKey)) {
-            const [ns, name] = splitKey(sliceKey);
-            this.deleteEndpointSlice(ns, name);
-          }
-        }
-        for (const e of list) this.upsertEndpointSlice(e);
-        break;
+        const r: Replacement<SlimEndpointSlice> = {
+          add: (items) => { check(); for (const e of items) { seen.add(svcKey(e.namespace, e.name)); this.upsertEndpointSlice(e); } added(); },
+          end: () => {
+            check();
+            for (const sliceKey of [...this.sliceOwner.keys()]) {
+              if (!seen.has(sliceKey)) { const [ns, name] = splitKey(sliceKey); this.deleteEndpointSlice(ns, name); }
+            }
+            done();
+          },
+        };
+        return r as Replacement<SlimOf[K]>;
       }
       case 'Namespace': {
-        const list = items as SlimNamespace[];
-        const keep = new Set(list.map((n) => n.name.toLowerCase()));
-        for (const n of [...this.namespaces.keys()]) if (!keep.has(n)) this.deleteNamespace(n);
-        for (const n of list) this.upsertNamespace(n);
-        break;
+        const r: Replacement<SlimNamespace> = {
+          add: (items) => { check(); for (const n of items) { seen.add(n.name.toLowerCase()); this.upsertNamespace(n); } added(); },
+          end: () => {
+            check();
+            for (const n of [...this.namespaces.keys()]) if (!seen.has(n)) this.deleteNamespace(n);
+            done();
+          },
+        };
+        return r as Replacement<SlimOf[K]>;
       }
-      case 'Pod': {
-        const list = items as SlimPod[];
-        const before = this.pods.size;
-        this.pods.replaceAll((upsert) => {
-          if (!this.opts.pods) return;
-          for (const p of list) {
-            if (this.keep(p.namespace)) upsert(p.namespace.toLowerCase(), p.name.toLowerCase(), podKeys(p.ips), p.hostNetwork === true);
-          }
-        });
-        this.podsChanged(before);
-        break;
+      default: {
+        // Pods: the table marks what the replacement upserts and sweeps the rest at the end.
+        const table = this.pods.beginReplace();
+        const r: Replacement<SlimPod> = {
+          add: (items) => { check(); for (const p of items) this.upsertPod(p); added(); },
+          end: () => {
+            check();
+            const before = this.pods.size;
+            table.end();
+            this.podsChanged(before);
+            done();
+          },
+        };
+        return r as Replacement<SlimOf[K]>;
       }
     }
   }

@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startKubeApi, type KubeApiServer } from '../kubeapi/server.ts';
 import { loadBigCluster, type BigClusterInfo, type BigClusterSpec } from './cluster.ts';
-import { Inspector, cliJs, freePort, memStatus, resetPeak, rssSampler, spawnNode, tempDir, waitHttp200 } from './proc.ts';
+import { Inspector, cliJs, deploymentEnv, freePort, memStatus, resetPeak, rssSampler, spawnNode, tempDir, waitHttp200 } from './proc.ts';
 import { measurePropagation, type PropagationResult } from './propagation.ts';
 
 export interface MemorySpec extends BigClusterSpec {
@@ -98,7 +98,11 @@ ${spec.podsVerified ? '        pods verified\n' : ''}    }
 }
 `);
   // --inspect for the forced GC; it made no measurable difference to RSS (empty cluster: 130 MiB either way).
-  const child = spawnNode(cliJs, ['-conf', join(dir, 'Corefile'), '-quiet'], { core: o.core, nodeArgs: ['--inspect=127.0.0.1:0'] });
+  // The Deployment's environment (NODE_OPTIONS heap flags, malloc settings): memory as production runs it.
+  const prodEnv = deploymentEnv();
+  const child = spawnNode(cliJs, ['-conf', join(dir, 'Corefile'), '-quiet'], {
+    core: o.core, nodeArgs: ['--inspect=127.0.0.1:0'], env: { ...process.env, ...prodEnv },
+  });
   const sampler = rssSampler(child.pid, 50);
   let inspector: Inspector | undefined;
   try {

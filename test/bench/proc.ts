@@ -5,10 +5,27 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { loadAll } from 'js-yaml';
 
 export const repoRoot = join(import.meta.dirname, '../..');
 /** The compiled entry point, as production runs it (type stripping costs ~30 MiB of RSS). */
 export const cliJs = join(repoRoot, 'dist/src/cli.js');
+
+/**
+ * The environment the shipped Deployment (deploy/kubernetes/deployment.yaml) gives the clusterdns
+ * container (NODE_OPTIONS with the heap settings, malloc tuning), so a bench server runs as production.
+ */
+export function deploymentEnv(): Record<string, string> {
+  const docs = loadAll(readFileSync(join(repoRoot, 'deploy/kubernetes/deployment.yaml'), 'utf8')) as Array<{
+    kind?: string;
+    spec?: { template?: { spec?: { containers?: Array<{ name: string; env?: Array<{ name: string; value?: string }> }> } } };
+  }>;
+  const c = docs.find((d) => d?.kind === 'Deployment')?.spec?.template?.spec?.containers?.find((x) => x.name === 'clusterdns');
+  if (!c) throw new Error('deploy/kubernetes/deployment.yaml: no clusterdns container');
+  const env: Record<string, string> = {};
+  for (const e of c.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
+  return env;
+}
 
 const tempDirs: string[] = [];
 

@@ -24,7 +24,7 @@ import { externalQueries, writeSmallCluster, type SmallCluster } from './cluster
 import { topSelfTime, type SelfTime } from './cpuprofile.ts';
 import { dnsperf, haveTool, latency, median, queryFile, type PerfResult } from './dnsperf.ts';
 import { memoryNames, memoryRun, memorySpecs, perObject, type MemoryRow } from './memory.ts';
-import { cliJs, coreSeconds, cpuSeconds, freePort, memStatus, pinSelf, removeTempDirs, repoRoot, spawnNode, tempDir, type Child } from './proc.ts';
+import { cliJs, coreSeconds, cpuSeconds, deploymentEnv, freePort, memStatus, pinSelf, removeTempDirs, repoRoot, spawnNode, tempDir, type Child } from './proc.ts';
 import type { PropagationResult } from './propagation.ts';
 import { runSearchPath, type SearchPathResult } from './searchpath.ts';
 
@@ -404,7 +404,8 @@ function throughputTable(rows: ThroughputRow[], floor: { qps: number; min: numbe
 }
 
 function memoryTables(rows: MemoryRow[]): string {
-  let t = `Memory and sync: clusterdns (with --inspect=127.0.0.1:0 for the forced GC) with \`ready\` and \`kubernetes cluster.local { kubeconfig FILE }\` (+ \`pods verified\` where said) against the test API server in the bench process (core 1, pages of 500). ready = spawn to /ready 200 (in brackets: spawn to the first list request, and to the last page requested). sync peak = VmHWM after the initial sync and ${IDLE_SECONDS} s idle; steady = VmRSS after that idle time (V8 seldom gives memory back on its own, so it is usually the peak); after GC = VmRSS right after a forced full GC. Relist: the watches are dropped and the history compacted, each kind resumes into 410 Gone and lists again; relist s = drop to last page requested (includes client-node's 1 s reconnect delay); relist peak = highest VmRSS/VmHWM until the watches re-open (+1 s). Targets for 10k services / 100k endpoints: steady <= 100 MiB, peak <= 1.2x steady, ready <= 3 s.\n\n`;
+  const prodEnv = Object.entries(deploymentEnv()).map(([k, v]) => `${k}=${/\s/.test(v) ? `"${v}"` : v}`).join(' ');
+  let t = `Memory and sync: clusterdns (with --inspect=127.0.0.1:0 for the forced GC, and the environment of deploy/kubernetes/deployment.yaml: ${prodEnv}) with \`ready\` and \`kubernetes cluster.local { kubeconfig FILE }\` (+ \`pods verified\` where said) against the test API server in the bench process (core 1, pages of 500). ready = spawn to /ready 200 (in brackets: spawn to the first list request, and to the last page requested). sync peak = VmHWM after the initial sync and ${IDLE_SECONDS} s idle; steady = VmRSS after that idle time (V8 seldom gives memory back on its own, so it is usually the peak); after GC = VmRSS right after a forced full GC. Relist: the watches are dropped and the history compacted, each kind resumes into 410 Gone and lists again; relist s = drop to last page requested (includes client-node's 1 s reconnect delay); relist peak = highest VmRSS/VmHWM until the watches re-open (+1 s). Targets for 10k services / 100k endpoints: steady <= 100 MiB, peak <= 1.2x steady, ready <= 3 s.\n\n`;
   t += '| cluster | ready s (first list, last page) | sync peak MiB | steady MiB | after GC MiB | V8 heap MiB | sync peak / steady | sync peak / after GC | relist peak MiB | relist peak / after GC | relist s |\n|---|---|---|---|---|---|---|---|---|---|---|\n';
   for (const r of rows) {
     t += `| ${r.name.replace(/^memory: /, '')} | ${fmt(r.readyMs / 1000, 2)} (${fmt(r.firstListMs / 1000, 2)}, ${fmt(r.lastPageMs / 1000, 2)}) | ${fmt(r.syncPeakMiB, 1)} | ${fmt(r.steadyMiB, 1)} | ${fmt(r.gcRssMiB, 1)} | ${fmt(r.heapUsedMiB, 1)} | ${fmt(r.syncPeakMiB / r.steadyMiB, 2)} | ${fmt(r.syncPeakMiB / r.gcRssMiB, 2)} | ${fmt(r.relistPeakMiB, 1)} | ${fmt(r.relistPeakMiB / r.gcRssMiB, 2)} | ${fmt(r.relistMs / 1000, 2)} |\n`;

@@ -1,6 +1,6 @@
 // Builders for real Kubernetes API JSON (what the API server stores and a watch sends), plus a recording
 // ZoneSink and a polling waitFor(), the fixtures of the kubernetes sources' tests.
-import type { Kind, SlimEndpointSlice, SlimNamespace, SlimPod, SlimService, ZoneSink } from '../../plugins/kubernetes/objects.ts';
+import type { Kind, Replacement, SlimEndpointSlice, SlimNamespace, SlimOf, SlimPod, SlimService, ZoneSink } from '../../plugins/kubernetes/objects.ts';
 import type { ApiObject } from './server.ts';
 
 export interface PortSpec { name?: string; port: number; protocol?: 'TCP' | 'UDP' | 'SCTP' }
@@ -132,7 +132,9 @@ export function pod(ns: string, name: string, ip: string, phase: 'Pending' | 'Ru
 export type SinkCall =
   | { op: 'upsert'; kind: Kind; key: string }
   | { op: 'delete'; kind: Kind; key: string }
-  | { op: 'replaceAll'; kind: Kind; keys: string[] };
+  | { op: 'replaceAll'; kind: Kind; keys: string[] }
+  /** A page added to a beginReplace replacement (its end is recorded as a replaceAll of every key added). */
+  | { op: 'page'; kind: Kind; keys: string[] };
 
 /** A ZoneSink keeping the state it was fed (by kind, keyed ns/name) and every call in order. */
 export class RecordingSink implements ZoneSink {
@@ -165,6 +167,27 @@ export class RecordingSink implements ZoneSink {
       keys.push(key);
     }
     this.calls.push({ op: 'replaceAll', kind, keys });
+  }
+
+  beginReplace<K extends Kind>(kind: K): Replacement<SlimOf[K]> {
+    const map = this.mapOf(kind) as Map<string, unknown>;
+    const seen = new Set<string>();
+    return {
+      add: (items) => {
+        const keys: string[] = [];
+        for (const it of items as ReadonlyArray<SlimService | SlimEndpointSlice | SlimNamespace | SlimPod>) {
+          const key = 'namespace' in it ? `${it.namespace}/${it.name}` : it.name;
+          map.set(key, it);
+          seen.add(key);
+          keys.push(key);
+        }
+        this.calls.push({ op: 'page', kind, keys });
+      },
+      end: () => {
+        for (const key of [...map.keys()]) if (!seen.has(key)) map.delete(key);
+        this.calls.push({ op: 'replaceAll', kind, keys: [...seen] });
+      },
+    };
   }
 
   /** Calls of one op/kind. */
