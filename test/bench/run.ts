@@ -148,7 +148,8 @@ export async function ports(): Promise<Ports> {
 export async function startServer(corefile: string, nodeArgs: string[] = []): Promise<{ child: Child; dir: string }> {
   const dir = tempDir('server');
   writeFileSync(join(dir, 'Corefile'), corefile);
-  const child = spawnNode(cliJs, ['-conf', join(dir, 'Corefile')], { core: SERVER_CORE, nodeArgs });
+  // As deployed: the Deployment's NODE_OPTIONS and malloc settings (deploy/kubernetes/deployment.yaml).
+  const child = spawnNode(cliJs, ['-conf', join(dir, 'Corefile')], { core: SERVER_CORE, nodeArgs, env: { ...process.env, ...deploymentEnv() } });
   await child.waitFor(/clusterdns-/, 60_000);
   return { child, dir };
 }
@@ -389,7 +390,8 @@ async function profileScenario(s: Throughput, f: Fixtures): Promise<{ top: SelfT
 function fmt(n: number | undefined, d = 0): string { return n !== undefined && Number.isFinite(n) ? n.toFixed(d) : '-'; }
 
 function throughputTable(rows: ThroughputRow[], floor: { qps: number; min: number; max: number; p50: number; p99: number; rss: number }, upstream: string | undefined): string {
-  let t = `Throughput: dnsperf -c 8 -q 200, ${RUNS} x ${SECONDS}s per scenario, each run paired with an echo-floor run right before it; ratio = median of the per-pair ratios (min-max). Latency: dnsperf -Q ${LATENCY_QPS} for ${LATENCY_SECONDS}s.\n\n`;
+  const prodEnv = Object.entries(deploymentEnv()).map(([k, v]) => `${k}=${/\s/.test(v) ? `"${v}"` : v}`).join(' ');
+  let t = `Throughput: dnsperf -c 8 -q 200, ${RUNS} x ${SECONDS}s per scenario, each run paired with an echo-floor run right before it; ratio = median of the per-pair ratios (min-max). Latency: dnsperf -Q ${LATENCY_QPS} for ${LATENCY_SECONDS}s. clusterdns runs with the environment of deploy/kubernetes/deployment.yaml (${prodEnv}); the echo floor with Node's defaults.\n\n`;
   if (upstream) t += `Upstream for the kubeadm Corefile: test/bench/upstream.ts on core 1, ${upstream}; "to upstream" is the share of the scenario's queries the upstream saw.\n\n`;
   t += 'CPU us/query = the server\'s user+system CPU time per completed query (from /proc/PID/stat); less disturbed by other load than QPS. "x floor by CPU" = floor CPU us/query / scenario CPU us/query. Core 0 = how core 0 was used during the scenario\'s runs: by the server / by anything else (other processes on this shared machine, interrupts and softirq, including the kernel\'s own loopback work) / idle. A server share well below 100 with little idle means contention: the QPS ratio is then less trustworthy than the CPU ratio.\n\n';
   t += '| scenario | QPS median (min-max) | x echo floor (min-max) | target | CPU us/query | x floor by CPU | core 0: server / other / idle % | avg ms | p50 ms @10k | p99 ms @10k | RSS MiB | lost | response codes |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n';
