@@ -6,6 +6,7 @@ import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { loadCorefile } from '../../src/corefile/parser.ts';
 import { memoryLogger } from '../../src/log.ts';
 import { Runtime } from '../../src/server/runtime.ts';
+import { pickPort } from '../../test/ports.ts';
 
 // Until src/directives.ts lists loop (and forward), lend them to the config planner here.
 vi.mock('../../src/directives.ts', async (importOriginal) => {
@@ -24,7 +25,7 @@ afterEach(async () => { await running?.stop(); running = undefined; vi.restoreAl
 async function start(body: (port: number) => string) {
   const file = path.join(dir, `Corefile-${Math.random().toString(36).slice(2)}`);
   for (let attempt = 0; ; attempt++) {
-    const port = 20000 + Math.floor(Math.random() * 12000);
+    const port = pickPort();
     writeFileSync(file, `.:${port} {\n    bind 127.0.0.1\n${body(port)}}\n`);
     const log = memoryLogger();
     const rt = new Runtime({ log, defaultPort: 53, drainMs: 100 });

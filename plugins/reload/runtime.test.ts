@@ -10,6 +10,7 @@ import { memoryLogger } from '../../src/log.ts';
 import { Runtime } from '../../src/server/runtime.ts';
 import { udpExchange } from '../../test/client.ts';
 import { queryBytes } from '../../test/helpers.ts';
+import { pickPort } from '../../test/ports.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'clusterdns-reload-rt-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -32,7 +33,7 @@ const corefile = (zones: string[], port: number, extra = '', reload = '10s') =>
 async function start(zones: string[], reload = '10s') {
   const file = path.join(dir, `Corefile-${Math.random().toString(36).slice(2)}`);
   for (let attempt = 0; ; attempt++) {
-    const port = 20000 + Math.floor(Math.random() * 12000);
+    const port = pickPort();
     writeFileSync(file, corefile(zones, port, '', reload));
     const log = memoryLogger();
     const rt = new Runtime({ log, defaultPort: 53, drainMs: 200 });

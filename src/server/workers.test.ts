@@ -9,8 +9,9 @@ import { udpExchange } from '../../test/client.ts';
 import { queryBytes } from '../../test/helpers.ts';
 import { Runtime } from './runtime.ts';
 import { WorkerPool } from './workers.ts';
+import { pickPort } from '../../test/ports.ts';
 
-const port = () => 20000 + Math.floor(Math.random() * 30000);
+const port = pickPort;
 
 function mainRuntime(count: number) {
   const log = memoryLogger();

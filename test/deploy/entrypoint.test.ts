@@ -13,6 +13,7 @@ import { decode } from '../../src/dns/codec.ts';
 import { Rcode, Type } from '../../src/dns/types.ts';
 import { udpExchange } from '../client.ts';
 import { queryBytes } from '../helpers.ts';
+import { pickPort } from '../ports.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const builtCli = join(root, 'dist/src/cli.js');
@@ -69,7 +70,7 @@ function copyProductionModules(dest: string): number {
 
 /** A port below the kernel's ephemeral range, so no outgoing connection of a parallel test holds it. */
 function freeUdpPort(): Promise<number> {
-  return Promise.resolve(20000 + Math.floor(Math.random() * 12000));
+  return Promise.resolve(pickPort());
 }
 
 /** Pids of processes whose command line mentions `needle`. */

@@ -18,16 +18,13 @@ import { queryBytes } from '../helpers.ts';
 import { endpointSlice, namespace, service } from '../kubeapi/objects.ts';
 import { KubeApiServer } from '../kubeapi/server.ts';
 import { startUpstream, type Upstream } from '../upstream.ts';
+import { pickPort, retryOnAddrInUse } from '../ports.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 
 function configMapCorefile(): string {
   const [cm] = loadAll(readFileSync(join(root, 'deploy/kubernetes/configmap.yaml'), 'utf8')) as Array<{ data: { Corefile: string } }>;
   return cm!.data.Corefile;
-}
-
-function pickPort(): number {
-  return 20000 + Math.floor(Math.random() * 12000);
 }
 
 /** Replace `from` (which must occur exactly once) by `to`: a changed ConfigMap fails here, loudly. */
@@ -175,20 +172,29 @@ describe('the kubeadm Corefile from the ConfigMap, served against a test API ser
   });
 
   it('the node-local Corefile in front of it: cluster names over TCP to the cluster DNS, cached; the rest upstream', async () => {
-    const nlPort = pickPort();
-    const [hp, rp, mp] = [pickPort(), pickPort(), pickPort()];
-    let text = nodeLocalCorefile();
-    text = once(text, /^cluster\.local:53 in-addr\.arpa:53 ip6\.arpa:53 \{$/m,
-      `cluster.local:${nlPort} in-addr.arpa:${nlPort} ip6.arpa:${nlPort} {\n    bind 127.0.0.1`);
-    text = once(text, /^\.:53 \{$/m, `.:${nlPort} {\n    bind 127.0.0.1`);
-    text = once(text, /^(\s*)health \{$/m, `$1health 127.0.0.1:${hp} {`);
-    text = once(text, /lameduck 5s/, 'lameduck 100ms');
-    text = once(text, /^(\s*)ready$/m, `$1ready 127.0.0.1:${rp}`);
-    text = text.replace(/^(\s*)prometheus :9153$/gm, `$1prometheus 127.0.0.1:${mp}`);
-    text = once(text, /forward \. \/etc\/resolv\.conf$/m, `forward . ${upstream.addr}`);
-    // {$KUBE_DNS_SERVICE_HOST} stays: the kubelet's Service-link variable, here the cluster DNS above.
-    const nl = new Runtime({ log: memoryLogger(), defaultPort: 53 });
-    await nl.start(nl.plan(parseCorefile(text, { file: 'ConfigMap/clusterdns-node-local', env: { KUBE_DNS_SERVICE_HOST: `127.0.0.1:${dnsPort}` } })));
+    // A new set of ports if one is taken anyway (tests run in parallel on this machine).
+    const { nl, nlPort, rp } = await retryOnAddrInUse(async () => {
+      const nlPort = pickPort();
+      const [hp, rp, mp] = [pickPort(), pickPort(), pickPort()];
+      let text = nodeLocalCorefile();
+      text = once(text, /^cluster\.local:53 in-addr\.arpa:53 ip6\.arpa:53 \{$/m,
+        `cluster.local:${nlPort} in-addr.arpa:${nlPort} ip6.arpa:${nlPort} {\n    bind 127.0.0.1`);
+      text = once(text, /^\.:53 \{$/m, `.:${nlPort} {\n    bind 127.0.0.1`);
+      text = once(text, /^(\s*)health \{$/m, `$1health 127.0.0.1:${hp} {`);
+      text = once(text, /lameduck 5s/, 'lameduck 100ms');
+      text = once(text, /^(\s*)ready$/m, `$1ready 127.0.0.1:${rp}`);
+      text = text.replace(/^(\s*)prometheus :9153$/gm, `$1prometheus 127.0.0.1:${mp}`);
+      text = once(text, /forward \. \/etc\/resolv\.conf$/m, `forward . ${upstream.addr}`);
+      // {$KUBE_DNS_SERVICE_HOST} stays: the kubelet's Service-link variable, here the cluster DNS above.
+      const nl = new Runtime({ log: memoryLogger(), defaultPort: 53 });
+      try {
+        await nl.start(nl.plan(parseCorefile(text, { file: 'ConfigMap/clusterdns-node-local', env: { KUBE_DNS_SERVICE_HOST: `127.0.0.1:${dnsPort}` } })));
+      } catch (e) {
+        await nl.stop().catch(() => undefined);
+        throw e;
+      }
+      return { nl, nlPort, rp };
+    });
     try {
       await waitReady(`http://127.0.0.1:${rp}/ready`);
       const before = counter(await (await fetch(metrics)).text(), 'coredns_dns_requests_total', { proto: 'tcp' });

@@ -3,6 +3,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { pickPort } from '../ports.ts';
 
 export const root = resolve(import.meta.dirname, '../..');
 export const builtCli = join(root, 'dist/src/cli.js');
@@ -13,8 +14,7 @@ export function tempDir(prefix = 'clusterdns-e2e-'): string {
 
 /** A port unlikely to be in use (tests bind 127.0.0.1 only). */
 export function randomPort(): number {
-  // Below the kernel's ephemeral range (32768+), so no outgoing connection holds it by chance.
-  return 20000 + Math.floor(Math.random() * 12000);
+  return pickPort();
 }
 
 export interface Running {

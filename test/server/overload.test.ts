@@ -14,6 +14,7 @@ import { WorkerPool } from '../../src/server/workers.ts';
 import { udpExchange } from '../client.ts';
 import { queryBytes } from '../helpers.ts';
 import { startTest } from './harness.ts';
+import { pickPort } from '../ports.ts';
 
 const answer: Handler = {
   name: 'static',
@@ -100,7 +101,7 @@ describe('UDP overload', () => {
     const pool = new WorkerPool({ count: 2, log, defaultPort: 53, drainMs: 200, listener: { udpBufferBytes: 64 * 1024 }, onWorkerExit: () => undefined });
     const rt = new Runtime({ log, defaultPort: 53, role: 'main', dataPlane: pool, newLink: pool.newLink });
     rt.metrics.addRemote(() => pool.collect());
-    const p = 20000 + Math.floor(Math.random() * 12000);
+    const p = pickPort();
     await rt.start(rt.plan(parseCorefile(`.:${p} {\n  bind 127.0.0.1\n  prometheus 127.0.0.1:0\n  whoami\n}\n`, { file: 'Corefile' })));
     stops.push(() => rt.stop());
     expect(readUdpTotals([{ host: '127.0.0.1', port: p }])[0]!.sockets).toBe(2);
