@@ -32,6 +32,9 @@ export interface MemoryRow {
   syncPeakMiB: number;
   /** VmRSS after `idleSeconds` without queries or changes. */
   steadyMiB: number;
+  /** The steady RSS split: anonymous (RssAnon) and file-backed (RssFile + RssShmem). */
+  steadyAnonMiB: number;
+  steadyFileMiB: number;
   /** VmRSS and V8 heapUsed right after a forced full GC. */
   gcRssMiB: number;
   heapUsedMiB: number;
@@ -143,7 +146,7 @@ ${spec.podsVerified ? '        pods verified\n' : ''}    }
 
     const row: MemoryRow = {
       name: spec.name, services: info.services, endpoints: info.endpoints, pods: info.pods,
-      readyMs, firstListMs, lastPageMs, syncPeakMiB, steadyMiB, gcRssMiB, heapUsedMiB: mu.heapUsed / 2 ** 20, relistPeakMiB, relistMs, loadSeconds,
+      readyMs, firstListMs, lastPageMs, syncPeakMiB, steadyMiB, steadyAnonMiB: afterIdle.anonMiB, steadyFileMiB: afterIdle.fileMiB, gcRssMiB, heapUsedMiB: mu.heapUsed / 2 ** 20, relistPeakMiB, relistMs, loadSeconds,
     };
     let propagation: PropagationResult | undefined;
     if (o.propagation && o.propagation > 0) {

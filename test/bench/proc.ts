@@ -121,12 +121,16 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export interface MemStatus { rssMiB: number; hwmMiB: number }
+/** RSS, its peak (VmHWM), and RSS split into anonymous memory (the process's own: heap, stacks, malloc) and file-backed pages (the node binary and libraries, mostly shared and clean). */
+export interface MemStatus { rssMiB: number; hwmMiB: number; anonMiB: number; fileMiB: number }
 
 export function memStatus(pid: number): MemStatus {
   const s = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kib = (re: RegExp) => Number(re.exec(s)?.[1] ?? NaN);
-  return { rssMiB: kib(/VmRSS:\s+(\d+)/) / 1024, hwmMiB: kib(/VmHWM:\s+(\d+)/) / 1024 };
+  return {
+    rssMiB: kib(/VmRSS:\s+(\d+)/) / 1024, hwmMiB: kib(/VmHWM:\s+(\d+)/) / 1024,
+    anonMiB: kib(/RssAnon:\s+(\d+)/) / 1024, fileMiB: (kib(/RssFile:\s+(\d+)/) + kib(/RssShmem:\s+(\d+)/)) / 1024,
+  };
 }
 
 /** CPU seconds (user + system) a process has used so far, from /proc/PID/stat (clock ticks of 1/100 s). */
