@@ -2,7 +2,7 @@
 // bench runner may import benchCache(). A hit should cost about what answering from prebuilt zone
 // bytes costs: compare "cache hit + writePrebuilt" with "Request + writePrebuilt of a prebuilt answer".
 import { pathToFileURL } from 'node:url';
-import { printTable, type BenchResult } from './micro.ts';
+import { cpuBench, printTable, type BenchResult } from './micro.ts';
 import { parseQuery, type ParsedQuery } from '../../src/dns/query.ts';
 import { type Msg, Type } from '../../src/dns/types.ts';
 import { prebuild, writePrebuilt } from '../../src/dns/wire.ts';
@@ -13,36 +13,7 @@ import { queryBytes } from '../helpers.ts';
 
 export type { BenchResult };
 
-let sink = 0;
-
-/** CPU time of this process in ns: unlike wall time, it does not count time other processes ran. */
-function cpuNs(): number {
-  const u = process.cpuUsage();
-  return (u.user + u.system) * 1000;
-}
-
-/**
- * Run `fn` in growing batches until ~`ms` of measured time; report the best of three rounds. Measured
- * in process CPU time, so a busy machine (other test runs) skews the figures less.
- */
-function bench(name: string, fn: () => unknown, ms = 300): BenchResult {
-  const once = (n: number): number => {
-    const t0 = cpuNs();
-    for (let i = 0; i < n; i++) { const r = fn(); if (r) sink++; }
-    return cpuNs() - t0;
-  };
-  let n = 1000;
-  once(n); // warm up (JIT)
-  while (once(n) < 20e6) n *= 2;
-  const batch = n;
-  let best = Infinity;
-  for (let round = 0; round < 3; round++) {
-    let ops = 0, ns = 0;
-    while (ns < (ms * 1e6) / 3) { ns += once(batch); ops += batch; }
-    best = Math.min(best, ns / ops);
-  }
-  return { name, opsPerSec: Math.round(1e9 / best), nsPerOp: Math.round(best) };
-}
+const bench = cpuBench;
 
 /** A backend answering synchronously, as the kubernetes plugin does. */
 const backend: Next = (req) => {
@@ -95,7 +66,6 @@ export async function benchCache(): Promise<BenchResult[]> {
     }),
     bench('(ref) backend alone (no cache)', () => backend(request(q, raw))),
   ];
-  if (sink < 0) console.log(sink);
   return results;
 }
 

@@ -26,6 +26,35 @@ export function microSink(): number { return sink; }
 
 export interface BenchResult { name: string; opsPerSec: number; nsPerOp: number }
 
+/** CPU time of this process in ns: unlike wall time, it does not count time other processes ran. */
+function cpuNs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) * 1000;
+}
+
+/**
+ * Run `fn` in growing batches until ~`ms` of measured time; report the best of three rounds. Measured
+ * in process CPU time, so a busy machine (other test runs) skews the figures less.
+ */
+export function cpuBench(name: string, fn: () => unknown, ms = 300): BenchResult {
+  const once = (n: number): number => {
+    const t0 = cpuNs();
+    for (let i = 0; i < n; i++) { const r = fn(); if (r) sink++; }
+    return cpuNs() - t0;
+  };
+  let n = 1000;
+  once(n); // warm up (JIT)
+  while (once(n) < 20e6) n *= 2;
+  const batch = n;
+  let best = Infinity;
+  for (let round = 0; round < 3; round++) {
+    let ops = 0, ns = 0;
+    while (ns < (ms * 1e6) / 3) { ns += once(batch); ops += batch; }
+    best = Math.min(best, ns / ops);
+  }
+  return { name, opsPerSec: Math.round(1e9 / best), nsPerOp: Math.round(best) };
+}
+
 export function printTable(rows: BenchResult[]): void {
   const w = Math.max(...rows.map((r) => r.name.length));
   console.log(`${'benchmark'.padEnd(w)}  ${'ops/s'.padStart(12)}  ${'ns/op'.padStart(8)}`);

@@ -661,6 +661,18 @@ async function main(): Promise<void> {
     }
   }
 
+  if (selected('micro') || selected('codec')) {
+    try {
+      log('bench: hot-function micro-benchmarks ...');
+      const { benchHot } = await import('./hot.ts');
+      let t = 'Name lookup, metrics update, loadbalance and the cache plugin, each alone in a loop (test/bench/hot.ts, test/bench/cache.ts); best of three rounds.\n\n| operation | ns/op | ops/s |\n|---|---|---|\n';
+      for (const m of await benchHot()) t += `| ${m.name} | ${fmt(m.nsPerOp)} | ${fmt(m.opsPerSec)} |\n`;
+      out('Hot-function micro-benchmarks (process CPU time, core 1)', t);
+    } catch (e) {
+      process.stdout.write(`\n(hot-function micro-benchmarks unavailable: ${(e as Error).message})\n`);
+    }
+  }
+
   if (failures.length > 0) out('Failures', failures.map((x) => `* ${x}\n`).join(''));
   const took = (Date.now() - started) / 1000;
   const footer = `${header}; load average at end ${loadavg().map((x) => x.toFixed(2)).join(' ')}; ${took.toFixed(0)} s in all.`;

@@ -13,7 +13,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { writeSmallCluster } from './cluster.ts';
 import { dnsperf, haveTool, median, queryFile } from './dnsperf.ts';
-import { cliJs, cpuSeconds, freePort, memStatus, removeTempDirs, spawnNode, tempDir } from './proc.ts';
+import { cliJs, cpuSeconds, deploymentEnv, freePort, memStatus, removeTempDirs, spawnNode, tempDir } from './proc.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -67,7 +67,8 @@ export async function benchWorkers(counts: number[] = [1, 2], mixes: Array<'clus
           `  kubernetes cluster.local {\n    manifests ${cluster.dir}\n  }\n}\n`);
         // Unpinned: with -workers the server is meant to use every core. run.ts pins itself (and so
         // its children) to the client core: widen the server's affinity before it starts its threads.
-        const child = spawnNode(cliJs, ['-conf', conf, '-workers', String(n)]);
+        // As deployed: the Deployment's NODE_OPTIONS (heap caps apply to every worker's isolate) and malloc settings.
+        const child = spawnNode(cliJs, ['-conf', conf, '-workers', String(n)], { env: { ...process.env, ...deploymentEnv() } });
         spawnSync('taskset', ['-a', '-p', '-c', `0-${cpus().length - 1}`, String(child.pid)], { stdio: 'ignore' });
         servers.push({ n, port, child, qps: [] as number[], queries: 0, lost: 0, cpu: 0, mainCpu: 0, wall: 0 });
       }
