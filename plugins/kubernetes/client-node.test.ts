@@ -85,48 +85,66 @@ describe('client-node Watch without npm undici', () => {
   });
 
   it('the API source syncs and watches without loading any of npm undici (a fresh node process)', async () => {
-    const api = await startKubeApi({ token: null });
-    try {
-      api.add(namespace('shop'));
-      const root = new URL('../../', import.meta.url).href;
-      // Observes every resolution (import and require) in the process; the stub's short-circuit
-      // answers for client-node's two undici imports come first and are not seen here.
-      const script = `
-        import { createRequire, registerHooks } from 'node:module';
-        const undici = [];
-        registerHooks({ resolve(s, c, next) { const r = next(s, c); if (r.url.includes('/node_modules/undici/')) undici.push(r.url); return r; } });
-        const root = ${JSON.stringify(root)};
-        const { startApiSource } = await import(root + 'plugins/kubernetes/source-api.ts');
-        const { RecordingSink } = await import(root + 'test/kubeapi/objects.ts');
-        const { Metrics } = await import(root + 'src/metrics.ts');
-        const { memoryLogger } = await import(root + 'src/log.ts');
-        const sink = new RecordingSink();
-        const src = startApiSource({ endpoint: ${JSON.stringify(api.url)}, watchPods: false }, sink, { log: memoryLogger(), metrics: new Metrics() });
-        await src.synced;
-        console.log('synced');
-        while (!sink.services.has('shop/web')) await new Promise((r) => setTimeout(r, 10));
-        const cjs = Object.keys(createRequire(import.meta.url).cache).filter((k) => k.includes('/node_modules/undici/'));
-        console.log(JSON.stringify({ namespaces: sink.keys('Namespace'), services: sink.keys('Service'), undici, cjs }));
-        await src.stop();
-      `;
-      const out = await new Promise<string>((resolve, reject) => {
-        const child = execFile(process.execPath, ['--input-type=module', '-e', script], { timeout: 15_000 }, (err, stdout, stderr) => {
-          if (err) reject(new Error(`${err.message}\n${stderr}`));
-          else resolve(stdout);
-        });
-        // Once its watches are open, an event for the child to receive.
-        child.stdout!.on('data', (d: Buffer) => {
-          if (!d.toString().includes('synced')) return;
-          void (async () => {
-            for (let i = 0; api.watchCount < 3 && i < 300; i++) await new Promise((r) => setTimeout(r, 10));
-            api.add(service('shop', 'web', { clusterIP: '10.96.0.5' }));
-          })();
-        });
-      });
-      const result = JSON.parse(out.trim().split('\n').at(-1)!) as Record<string, string[]>;
-      expect(result).toEqual({ namespaces: ['shop'], services: ['shop/web'], undici: [], cjs: [] });
-    } finally {
-      await api.close();
-    }
+    expect(await syncInFreshProcess('')).toEqual({ namespaces: ['shop'], services: ['shop/web'], undiciStubbed: true, undici: [], cjs: [] });
+  });
+
+  it('where watch.js was loaded before the hook, Watch fetches with npm undici and an undici dispatcher', async () => {
+    const r = await syncInFreshProcess("await import(require.resolve('@kubernetes/client-node/dist/watch.js'));");
+    expect(r).toMatchObject({ namespaces: ['shop'], services: ['shop/web'], undiciStubbed: false });
+    expect(r.cjs.length).toBeGreaterThan(0);
   });
 });
+
+/**
+ * In a fresh node process (running `first`, which may use `require`, before our modules): the API
+ * source against a test API server, synced and then given a watch event. Reports what it received,
+ * whether watch.js got the undici stub, and every module under node_modules/undici/ that was resolved
+ * or is in the CJS cache.
+ */
+async function syncInFreshProcess(first: string): Promise<{ namespaces: string[]; services: string[]; undiciStubbed: boolean; undici: string[]; cjs: string[] }> {
+  const api = await startKubeApi({ token: null });
+  try {
+    api.add(namespace('shop'));
+    const root = new URL('../../', import.meta.url).href;
+    // The hook observes every resolution (import and require) in the process; the stub's short-circuit
+    // answers for client-node's two undici imports come first and are not seen here.
+    const script = `
+      import { createRequire, registerHooks } from 'node:module';
+      const undici = [];
+      registerHooks({ resolve(s, c, next) { const r = next(s, c); if (r.url.includes('/node_modules/undici/')) undici.push(r.url); return r; } });
+      const root = ${JSON.stringify(root)};
+      const require = createRequire(root + 'package.json');
+      ${first}
+      const { startApiSource } = await import(root + 'plugins/kubernetes/source-api.ts');
+      const { undiciStubbed } = await import(root + 'plugins/kubernetes/client-node.ts');
+      const { RecordingSink } = await import(root + 'test/kubeapi/objects.ts');
+      const { Metrics } = await import(root + 'src/metrics.ts');
+      const { memoryLogger } = await import(root + 'src/log.ts');
+      const sink = new RecordingSink();
+      const src = startApiSource({ endpoint: ${JSON.stringify(api.url)}, watchPods: false }, sink, { log: memoryLogger(), metrics: new Metrics() });
+      await src.synced;
+      console.log('synced');
+      while (!sink.services.has('shop/web')) await new Promise((r) => setTimeout(r, 10));
+      const cjs = Object.keys(require.cache).filter((k) => k.includes('/node_modules/undici/'));
+      console.log(JSON.stringify({ namespaces: sink.keys('Namespace'), services: sink.keys('Service'), undiciStubbed, undici, cjs }));
+      await src.stop();
+    `;
+    const out = await new Promise<string>((resolve, reject) => {
+      const child = execFile(process.execPath, ['--input-type=module', '-e', script], { timeout: 15_000 }, (err, stdout, stderr) => {
+        if (err) reject(new Error(`${err.message}\n${stderr}`));
+        else resolve(stdout);
+      });
+      // Once its watches are open, an event for the child to receive.
+      child.stdout!.on('data', (d: Buffer) => {
+        if (!d.toString().includes('synced')) return;
+        void (async () => {
+          for (let i = 0; api.watchCount < 3 && i < 300; i++) await new Promise((r) => setTimeout(r, 10));
+          api.add(service('shop', 'web', { clusterIP: '10.96.0.5' }));
+        })();
+      });
+    });
+    return JSON.parse(out.trim().split('\n').at(-1)!) as Awaited<ReturnType<typeof syncInFreshProcess>>;
+  } finally {
+    await api.close();
+  }
+}
