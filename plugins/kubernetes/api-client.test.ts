@@ -236,6 +236,28 @@ describe.skipIf(!hasOpenssl)('TLS: CA and client certificate, lists and client-n
     expect(new Set(proxy.clients())).toEqual(new Set(['client']));
   });
 
+  it('lists over https with the CA and the client certificate, on one kept-alive connection', async () => {
+    api = await startKubeApi({ token: null });
+    api.add(namespace('shop'));
+    const pki = makePki();
+    const proxy = await tlsProxy(api.url, pki);
+    let connections = 0;
+    proxy.server.on('secureConnection', () => connections++);
+    const client = new ApiClient(resolveConnection({ endpoint: proxy.url, tls: { cert: pki.clientCert, key: pki.clientKey, ca: pki.caCert } }));
+    closers.push(() => client.close());
+    for (let i = 0; i < 2; i++) {
+      const page = await client.list('/api/v1/namespaces', { limit: 10 }, AbortSignal.timeout(5000));
+      expect(page.items?.map((n) => (n as { metadata: { name: string } }).metadata.name)).toEqual(['shop']);
+    }
+    expect(proxy.clients()).toEqual(['client', 'client']);
+    expect(connections).toBe(1);
+    // Without the client certificate the server refuses the handshake.
+    const anonymous = new ApiClient(resolveConnection({ kubeconfig: { file: write('anon', kubeconfig({ server: proxy.url, 'certificate-authority': pki.caCert }, {})) } }));
+    closers.push(() => anonymous.close());
+    await expect(anonymous.list('/api/v1/namespaces', {}, AbortSignal.timeout(5000))).rejects.toBeInstanceOf(Error);
+    expect(proxy.clients()).toHaveLength(2);
+  });
+
   it('refuses the server without its CA, unless insecure-skip-tls-verify', async () => {
     api = await startKubeApi({ token: null });
     const pki = makePki();

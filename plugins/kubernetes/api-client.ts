@@ -13,29 +13,36 @@
 //
 // One ApiClient serves both client-node's Watch (which asks its config for getCurrentCluster() and
 // applySecurityAuthentication(ctx), nothing else) and our list requests, so both use the same
-// credentials and one connection pool of undici, the HTTP client client-node's Watch fetches with.
+// credentials and one connection pool: a Transport (transport.ts, node:https), which client-node.ts
+// also makes Watch fetch through instead of npm undici.
 import { readFileSync, statSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { isIPv6 } from 'node:net';
 import { homedir } from 'node:os';
 import { delimiter, dirname, isAbsolute, resolve } from 'node:path';
 import { load as loadYaml } from 'js-yaml';
 import type { KubeConfig } from '@kubernetes/client-node/dist/config.js';
-// The generated client's request holder: what Watch authenticates. Our lists use it too, so both take
-// headers and dispatcher from one applySecurityAuthentication. Loaded by watch.js anyway.
-import { HttpMethod, RequestContext } from '@kubernetes/client-node/dist/gen/http/http.js';
+// Type only: loading http.js outside client-node.ts's hook would load npm undici (its generated fetch
+// library imports it).
+import type { RequestContext } from '@kubernetes/client-node/dist/gen/http/http.js';
+import { undiciStubbed } from './client-node.ts';
+import { readText, Transport, undiciModule, type TransportOptions } from './transport.ts';
 
-/** What we use of undici: a dispatcher as RequestContext takes it, with TLS connect options, and request(). */
-type Dispatcher = NonNullable<ReturnType<RequestContext['getDispatcher']>>;
-interface Undici {
-  Agent: new (opts: { connect: Record<string, unknown> }) => Dispatcher & { destroy(): Promise<void> };
-  request(url: URL, opts: { method: 'GET'; headers: Record<string, string>; dispatcher: Dispatcher; signal: AbortSignal }):
-    Promise<{ statusCode: number; body: { text(): Promise<string>; json(): Promise<unknown> } }>;
+/** What applySecurityAuthentication sets on a request: Watch passes client-node's RequestContext, list() a ListContext. */
+export type AuthContext = Pick<RequestContext, 'setHeaderParam' | 'setDispatcher'>;
+
+/** The request context of a list: headers and the dispatcher (a Transport, or KubeConfig's npm undici one). */
+class ListContext implements AuthContext {
+  readonly headers: Record<string, string> = {};
+  dispatcher: unknown;
+
+  setHeaderParam(key: string, value: string): void {
+    this.headers[key] = value;
+  }
+
+  setDispatcher(dispatcher: unknown): void {
+    this.dispatcher = dispatcher;
+  }
 }
-
-// undici as client-node resolves it: the very instance its Watch fetches with. It is client-node's
-// dependency, not ours, so neither the code nor the types import it by name.
-const undici = createRequire(import.meta.resolve('@kubernetes/client-node/dist/watch.js'))('undici') as Undici;
 
 export interface ApiConnectionConfig {
   /** API server URL (CoreDNS `endpoint`). http:// URLs (kubectl proxy) are allowed. */
@@ -290,18 +297,19 @@ export class ApiClient {
   readonly server: string;
   readonly origin: string;
   private readonly conn: ApiConnection;
-  private readonly dispatcher: Dispatcher & { destroy(): Promise<void> };
+  private readonly transport: Transport;
+  /** Only where client-node's Watch could not be given the undici stub (client-node.ts): same settings, npm undici. */
+  private undiciAgent: Promise<{ destroy(): Promise<void> }> | undefined;
   private token: string | undefined;
   private tokenReadAt = 0;
   private kubeConfig: Promise<KubeConfig> | undefined;
 
-  constructor(conn: ApiConnection) {
+  constructor(conn: ApiConnection, opts: TransportOptions = {}) {
     this.conn = conn;
     this.server = conn.server;
     this.origin = conn.origin;
     this.token = conn.token;
-    // The options client-node's KubeConfig gives its undici Agent (30 s keep-alive probes, as client-go).
-    this.dispatcher = new undici.Agent({ connect: { ...conn.tls, keepAlive: true, keepAliveInitialDelay: 30_000 } });
+    this.transport = new Transport(conn.server, conn.tls, opts);
   }
 
   /** For client-node's Watch. */
@@ -310,13 +318,14 @@ export class ApiClient {
   }
 
   /** Authenticate one request (list or watch): headers, and the dispatcher that carries the TLS settings. */
-  async applySecurityAuthentication(ctx: RequestContext): Promise<void> {
+  async applySecurityAuthentication(ctx: AuthContext): Promise<void> {
     ctx.setHeaderParam('User-Agent', userAgent);
     if (this.conn.kubeConfig) {
-      await (await this.loadKubeConfig()).applySecurityAuthentication(ctx);
+      // KubeConfig sets its own dispatcher (npm undici), or none: the stub's fetch hands those to npm undici.
+      await (await this.loadKubeConfig()).applySecurityAuthentication(ctx as RequestContext);
       return;
     }
-    ctx.setDispatcher(this.dispatcher);
+    ctx.setDispatcher((undiciStubbed ? this.transport : await this.loadUndiciAgent()) as never);
     const token = this.bearerToken();
     if (token) ctx.setHeaderParam('Authorization', `Bearer ${token}`);
     else if (this.conn.basicAuth) ctx.setHeaderParam('Authorization', `Basic ${Buffer.from(this.conn.basicAuth).toString('base64')}`);
@@ -327,23 +336,35 @@ export class ApiClient {
   async list(path: string, query: Record<string, string | number | undefined>, signal: AbortSignal): Promise<ListPage> {
     const url = new URL(this.server + path);
     for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, String(v));
-    const ctx = new RequestContext(url.toString(), HttpMethod.GET);
+    const ctx = new ListContext();
     await this.applySecurityAuthentication(ctx);
-    const res = await undici.request(url, {
-      method: 'GET',
-      headers: { ...ctx.getHeaders(), accept: 'application/json' },
-      dispatcher: ctx.getDispatcher() ?? this.dispatcher,
-      signal,
-    });
-    if (res.statusCode !== 200) {
-      const text = await res.body.text().catch(() => '');
-      throw new ApiStatusError(res.statusCode, text);
+    const headers = { ...ctx.headers, accept: 'application/json' };
+    let status: number;
+    let body: string;
+    if (ctx.dispatcher instanceof Transport) {
+      const res = await ctx.dispatcher.get(url, headers, signal);
+      status = res.statusCode ?? 0;
+      body = status === 200 ? await readText(res) : await readText(res).catch(() => '');
+    } else {
+      // KubeConfig's npm undici dispatcher (exec plugins, auth providers, proxies), or none.
+      const res = await (await undiciModule()).fetch(url, { method: 'GET', headers, dispatcher: ctx.dispatcher, signal });
+      status = res.status;
+      body = status === 200 ? await res.text() : await res.text().catch(() => '');
     }
-    return (await res.body.json()) as ListPage;
+    if (status !== 200) throw new ApiStatusError(status, body);
+    return JSON.parse(body) as ListPage;
   }
 
+  /** Close every connection (watches in progress included). */
   async close(): Promise<void> {
-    await this.dispatcher.destroy().catch(() => {});
+    this.transport.destroy();
+    if (this.undiciAgent) await (await this.undiciAgent).destroy().catch(() => {});
+  }
+
+  private loadUndiciAgent(): Promise<{ destroy(): Promise<void> }> {
+    // The options client-node's KubeConfig gives its undici Agent (30 s keep-alive probes, as client-go).
+    this.undiciAgent ??= undiciModule().then((u) => new u.Agent({ connect: { ...this.conn.tls, keepAlive: true, keepAliveInitialDelay: 30_000 } }));
+    return this.undiciAgent;
   }
 
   private bearerToken(): string | undefined {

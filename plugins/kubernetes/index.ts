@@ -28,8 +28,9 @@ export interface SourceStarters {
     opts: { watch?: boolean; labels?: string; namespaceLabels?: string }): SourceHandle | Promise<SourceHandle>;
 }
 
-// Sources load on demand: the API source (client-node's ListWatch and Watch, undici) costs ~16 MiB of
-// RSS and ~0.25 s of startup that a manifests-only or node-local configuration never needs.
+// Sources load on demand: the API source (client-node's ListWatch and Watch, our node:https transport)
+// costs RSS and startup time that a manifests-only or node-local configuration never needs
+// (docs/performance.md, "Loading less of client-node").
 export const defaultStarters: SourceStarters = {
   async api(cfg, sink, env) {
     const { startApiSource } = await import('./source-api.ts');

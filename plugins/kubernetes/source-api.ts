@@ -88,10 +88,12 @@ const listPageTimeoutMs = 60_000;
 export function errorText(err: unknown): string {
   if (err instanceof ApiStatusError) return `HTTP ${err.statusCode}${err.message ? `: ${err.message}` : ''}`;
   if (err instanceof Error || (typeof err === 'object' && err !== null && 'message' in err)) {
-    const e = err as Error & { statusCode?: number; cause?: { code?: string; message?: string } };
+    const e = err as Error & { statusCode?: number; code?: unknown; cause?: { code?: string; message?: string } };
     if (typeof e.statusCode === 'number') return `HTTP ${e.statusCode} ${e.message}`;
     if (e.cause?.code) return `${e.message} (${e.cause.code})`;
     if (e.cause?.message) return `${e.message}: ${e.cause.message}`;
+    // node:http's errors carry their code beside a message that may not name it ("aborted", "socket hang up").
+    if (typeof e.code === 'string' && !e.message.includes(e.code)) return `${e.message} (${e.code})`;
     return e.message;
   }
   return String(err);
