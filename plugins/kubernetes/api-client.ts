@@ -24,13 +24,14 @@ import type { KubeConfig } from '@kubernetes/client-node/dist/config.js';
 // The generated client's request holder: what Watch authenticates. Our lists use it too, so both take
 // headers and dispatcher from one applySecurityAuthentication. Loaded by watch.js anyway.
 import { HttpMethod, RequestContext } from '@kubernetes/client-node/dist/gen/http/http.js';
+import { parseListPage, type ListItems } from './list-page.ts';
 
 /** What we use of undici: a dispatcher as RequestContext takes it, with TLS connect options, and request(). */
 type Dispatcher = NonNullable<ReturnType<RequestContext['getDispatcher']>>;
 interface Undici {
   Agent: new (opts: { connect: Record<string, unknown> }) => Dispatcher & { destroy(): Promise<void> };
   request(url: URL, opts: { method: 'GET'; headers: Record<string, string>; dispatcher: Dispatcher; signal: AbortSignal }):
-    Promise<{ statusCode: number; body: { text(): Promise<string>; json(): Promise<unknown> } }>;
+    Promise<{ statusCode: number; body: { text(): Promise<string>; arrayBuffer(): Promise<ArrayBuffer> } }>;
 }
 
 // undici as client-node resolves it: the very instance its Watch fetches with. It is client-node's
@@ -272,10 +273,10 @@ export class ApiStatusError extends Error {
   }
 }
 
-/** The fields of a list answer the source reads. */
+/** The fields of a list answer the source reads; the items are parsed one by one as they are read. */
 export interface ListPage {
   metadata?: { resourceVersion?: string; continue?: string };
-  items?: unknown[];
+  items: ListItems;
 }
 
 const tokenRereadMs = 60_000;
@@ -323,7 +324,10 @@ export class ApiClient {
     if (this.conn.impersonate) ctx.setHeaderParam('Impersonate-User', this.conn.impersonate);
   }
 
-  /** One page of a list (GET path?query), parsed. Throws ApiStatusError on a non-200 answer. */
+  /**
+   * One page of a list (GET path?query): its metadata parsed, its items left as bytes to parse one by
+   * one (list-page.ts; the caller release()s them). Throws ApiStatusError on a non-200 answer.
+   */
   async list(path: string, query: Record<string, string | number | undefined>, signal: AbortSignal): Promise<ListPage> {
     const url = new URL(this.server + path);
     for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, String(v));
@@ -339,7 +343,8 @@ export class ApiClient {
       const text = await res.body.text().catch(() => '');
       throw new ApiStatusError(res.statusCode, text);
     }
-    return (await res.body.json()) as ListPage;
+    const { fields, items } = parseListPage(new Uint8Array(await res.body.arrayBuffer()), { owned: true });
+    return { metadata: fields.metadata as ListPage['metadata'], items };
   }
 
   async close(): Promise<void> {
