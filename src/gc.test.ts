@@ -1,6 +1,6 @@
 // The GC helpers: a memory-reducing full GC, and the pacer that collects during a bulk load.
 import { describe, expect, it } from 'vitest';
-import { fullGc, GcPacer } from './gc.ts';
+import { disablePretenuring, fullGc, GcPacer, oldGenerationBytes } from './gc.ts';
 
 describe('gc', () => {
   it('runs a full collection on demand without exposing gc to the process', () => {
@@ -11,7 +11,7 @@ describe('gc', () => {
   });
 
   it('GcPacer collects only once the heap grew by its step since the last collection', () => {
-    const pacer = new GcPacer(8 * 2 ** 20);
+    const pacer = new GcPacer({ stepBytes: 8 * 2 ** 20 });
     expect(pacer.tick()).toBe(0); // the first tick sets the base
     const keep: number[][] = [];
     // ~16 MiB of live arrays: past the step, so the next tick collects (and keeps what is live).
@@ -21,5 +21,56 @@ describe('gc', () => {
     expect(keep.length).toBe(64);
     pacer.reset();
     expect(pacer.tick()).toBe(0);
+  });
+
+  it('GcPacer decides on its measure: collects at base + step, then measures again for the new base', () => {
+    let bytes = 100;
+    const collections: number[] = [];
+    const pacer = new GcPacer({
+      stepBytes: 10,
+      measure: () => bytes,
+      collect: () => { collections.push(bytes); bytes = 105; return 1; }, // the collection freed some
+    });
+    expect(pacer.tick()).toBe(0); // base 100
+    bytes = 109;
+    expect(pacer.tick()).toBe(0); // below 110
+    bytes = 110;
+    expect(pacer.tick()).toBe(1); // at the step: collect; the base becomes 105
+    expect(collections).toEqual([110]);
+    bytes = 114;
+    expect(pacer.tick()).toBe(0);
+    bytes = 115;
+    expect(pacer.tick()).toBe(1);
+    expect(collections).toEqual([110, 115]);
+    pacer.reset(); // the next load starts from wherever the heap is then
+    bytes = 500;
+    expect(pacer.tick()).toBe(0);
+    expect(collections).toHaveLength(2);
+  });
+
+  it('GcPacer reports -1 and keeps its base when collecting is not allowed', () => {
+    let bytes = 0;
+    const pacer = new GcPacer({ stepBytes: 10, measure: () => bytes, collect: () => -1 });
+    pacer.tick();
+    bytes = 50;
+    expect(pacer.tick()).toBe(-1);
+    expect(pacer.tick()).toBe(-1);
+  });
+
+  it('oldGenerationBytes counts external memory (ArrayBuffers) and leaves the young generation out', () => {
+    const before = oldGenerationBytes();
+    const buf = new ArrayBuffer(8 * 2 ** 20);
+    expect(oldGenerationBytes() - before).toBeGreaterThanOrEqual(8 * 2 ** 20);
+    expect(buf.byteLength).toBe(8 * 2 ** 20);
+    // Young objects do not count: a burst of short-lived allocation moves it by far less than it allocates.
+    const b2 = oldGenerationBytes();
+    let sink = 0;
+    for (let i = 0; i < 1000; i++) sink += [i, i + 1, i + 2].length;
+    expect(sink).toBe(3000);
+    expect(Math.abs(oldGenerationBytes() - b2)).toBeLessThan(2 ** 20);
+  });
+
+  it('disablePretenuring is accepted by the runtime', () => {
+    expect(disablePretenuring()).toBe(true);
   });
 });

@@ -139,6 +139,8 @@ describe('ApiClient requests', () => {
     closers.push(() => client.close());
     const page = await client.list('/api/v1/namespaces', { limit: 10, labelSelector: undefined }, AbortSignal.timeout(5000));
     expect(page.items).toHaveLength(1);
+    expect(page.items.at(0)).toMatchObject({ metadata: { name: 'default' } });
+    expect(page.metadata?.resourceVersion).toMatch(/^\d+$/);
     expect(api.requests.at(-1)!.query).toEqual({ limit: '10' });
 
     api.setDown(true);
@@ -247,7 +249,7 @@ describe.skipIf(!hasOpenssl)('TLS: CA and client certificate, lists and client-n
     closers.push(() => client.close());
     for (let i = 0; i < 2; i++) {
       const page = await client.list('/api/v1/namespaces', { limit: 10 }, AbortSignal.timeout(5000));
-      expect(page.items?.map((n) => (n as { metadata: { name: string } }).metadata.name)).toEqual(['shop']);
+      expect([...page.items].map((n) => (n as { metadata: { name: string } }).metadata.name)).toEqual(['shop']);
     }
     expect(proxy.clients()).toEqual(['client', 'client']);
     expect(connections).toBe(1);
@@ -268,7 +270,7 @@ describe.skipIf(!hasOpenssl)('TLS: CA and client certificate, lists and client-n
     expect(err.cause?.code ?? (err as { code?: string }).code).toMatch(/SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/);
     const insecure = new ApiClient(resolveConnection({ kubeconfig: { file: write('insecure', kubeconfig({ server: proxy.url, 'insecure-skip-tls-verify': true }, { 'client-certificate': pki.clientCert, 'client-key': pki.clientKey })) } }));
     closers.push(() => insecure.close());
-    expect((await insecure.list('/api/v1/namespaces', {}, AbortSignal.timeout(5000))).items).toEqual([]);
+    expect([...(await insecure.list('/api/v1/namespaces', {}, AbortSignal.timeout(5000))).items]).toEqual([]);
   });
 });
 

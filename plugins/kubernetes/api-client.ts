@@ -25,7 +25,8 @@ import type { KubeConfig } from '@kubernetes/client-node/dist/config.js';
 // library imports it).
 import type { RequestContext } from '@kubernetes/client-node/dist/gen/http/http.js';
 import { undiciStubbed } from './client-node.ts';
-import { readText, Transport, undiciModule, type TransportOptions } from './transport.ts';
+import { parseListPage, type ListItems } from './list-page.ts';
+import { readBytes, readText, Transport, undiciModule, type TransportOptions } from './transport.ts';
 
 /** What applySecurityAuthentication sets on a request: Watch passes client-node's RequestContext, list() a ListContext. */
 export type AuthContext = Pick<RequestContext, 'setHeaderParam' | 'setDispatcher'>;
@@ -279,10 +280,10 @@ export class ApiStatusError extends Error {
   }
 }
 
-/** The fields of a list answer the source reads. */
+/** The fields of a list answer the source reads; the items are parsed one by one as they are read. */
 export interface ListPage {
   metadata?: { resourceVersion?: string; continue?: string };
-  items?: unknown[];
+  items: ListItems;
 }
 
 const tokenRereadMs = 60_000;
@@ -332,7 +333,10 @@ export class ApiClient {
     if (this.conn.impersonate) ctx.setHeaderParam('Impersonate-User', this.conn.impersonate);
   }
 
-  /** One page of a list (GET path?query), parsed. Throws ApiStatusError on a non-200 answer. */
+  /**
+   * One page of a list (GET path?query): its metadata parsed, its items left as bytes to parse one by
+   * one (list-page.ts; the caller release()s them). Throws ApiStatusError on a non-200 answer.
+   */
   async list(path: string, query: Record<string, string | number | undefined>, signal: AbortSignal): Promise<ListPage> {
     const url = new URL(this.server + path);
     for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, String(v));
@@ -340,19 +344,24 @@ export class ApiClient {
     await this.applySecurityAuthentication(ctx);
     const headers = { ...ctx.headers, accept: 'application/json' };
     let status: number;
-    let body: string;
+    let bytes: Uint8Array | undefined;
+    let error = '';
     if (ctx.dispatcher instanceof Transport) {
       const res = await ctx.dispatcher.get(url, headers, signal);
       status = res.statusCode ?? 0;
-      body = status === 200 ? await readText(res) : await readText(res).catch(() => '');
+      if (status === 200) bytes = await readBytes(res);
+      else error = await readText(res).catch(() => '');
     } else {
       // KubeConfig's npm undici dispatcher (exec plugins, auth providers, proxies), or none.
       const res = await (await undiciModule()).fetch(url, { method: 'GET', headers, dispatcher: ctx.dispatcher, signal });
       status = res.status;
-      body = status === 200 ? await res.text() : await res.text().catch(() => '');
+      if (status === 200) bytes = new Uint8Array(await res.arrayBuffer());
+      else error = await res.text().catch(() => '');
     }
-    if (status !== 200) throw new ApiStatusError(status, body);
-    return JSON.parse(body) as ListPage;
+    if (status !== 200 || !bytes) throw new ApiStatusError(status, error);
+    // The page's bytes are ours alone: list-page.ts parses items one by one and frees them at once.
+    const { fields, items } = parseListPage(bytes, { owned: true });
+    return { metadata: fields.metadata as ListPage['metadata'], items };
   }
 
   /** Close every connection (watches in progress included). */

@@ -5,7 +5,7 @@ import type { Gauge } from 'prom-client';
 import type { Logger } from '../../src/log.ts';
 import type { Metrics } from '../../src/metrics.ts';
 import { definePlugin, type SetupEnv } from '../../src/plugin.ts';
-import { fullGc, GcPacer } from '../../src/gc.ts';
+import { disablePretenuring, fullGc, GcPacer } from '../../src/gc.ts';
 import { prebuild } from '../../src/dns/wire.ts';
 import { parseConfig, type KubernetesConfig } from './config.ts';
 import { KubernetesHandler, type ZoneHandler } from './kubernetes.ts';
@@ -104,11 +104,14 @@ function setupLocal(cfg: KubernetesConfig, env: SetupEnv, opts: SetupOptions): K
   objectsGauge(env.metrics);
 
   const manifests = cfg.manifests.length > 0;
-  // During a bulk load (initial list, relist, manifest reload) a major GC whenever the heap grew by a
-  // step, so promoted page garbage does not pile up into the load's RSS peak; after it, once the burst
-  // is over (no page for 500 ms; not between the lists of the kinds, which would pause the rest of the
-  // sync), one memory-reducing GC, so the process does not keep the heap it grew to (src/gc.ts).
-  const pacer = new GcPacer(8 * 2 ** 20);
+  // During a bulk load (initial list, relist, manifest reload) a major GC whenever the old generation
+  // and external memory grew by a step (4 MiB), so what a load promotes does not pile up into its RSS
+  // peak; after it, once the burst is over (no page for 500 ms; not between the lists of the kinds,
+  // which would pause the rest of the sync), one memory-reducing GC, so the process does not keep the
+  // heap it grew to. And no pretenuring, so a relist's unchanged records die young (src/gc.ts;
+  // docs/performance.md, "Memory during list and relist").
+  const pacer = new GcPacer({ stepBytes: 4 * 2 ** 20 });
+  disablePretenuring();
   let release: NodeJS.Timeout | undefined;
   const bulkWrite = () => {
     pacer.tick();

@@ -106,6 +106,19 @@ describe('API source: initial sync', () => {
     expect(sink.callsOf('replaceAll', 'Service')).toHaveLength(1);
   });
 
+  it('hands a page to the sink in batches of 50 converted records, skipping invalid ones', async () => {
+    api.add(namespace('shop'));
+    for (let i = 0; i < 120; i++) api.add(service('shop', `svc-${String(i).padStart(3, '0')}`, i === 60 ? { clusterIP: '300.1.1.1' } : {}));
+    const { sink, src, log } = start();
+    await src.synced;
+    expect(api.requestsTo('/api/v1/services', false)).toHaveLength(1); // one page of 500
+    // Records reach the zone while the page is still being read, so none of them outlives a scavenge.
+    expect(sink.callsOf('page', 'Service').map((c) => (c.op === 'page' ? c.keys.length : 0))).toEqual([50, 50, 19]);
+    expect(sink.keys('Service')).toHaveLength(119);
+    expect(sink.services.has('shop/svc-060')).toBe(false);
+    expect(log.lines.some((l) => l.includes('skipping Service shop/svc-060'))).toBe(true);
+  });
+
   it('a paged relist deletes what vanished only at its end, and keeps what stayed', async () => {
     api.add(namespace('shop'));
     for (let i = 0; i < 7; i++) api.add(service('shop', `svc-${i}`));

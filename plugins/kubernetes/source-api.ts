@@ -22,11 +22,11 @@
 // the generated models, and dist/watch.js): the package index, KubeConfig, the generated API clients
 // and their models cost ~25 MiB of RSS and ~0.5 s at startup on top (docs/performance.md, "Loading
 // less of client-node"). Credentials and list requests are api-client.ts's: plain GETs, paged with
-// limit/continue, parsed as plain JSON. A list is one replacement per kind in the sink (beginReplace):
-// each page is converted and added as it arrives, so a big cluster is never held in memory whole, not
-// even as slim records, and the replacement's end deletes whatever vanished (ListWatch's own relist
-// fires deletes for vanished objects too, but the sink is already exact then, so the per-object
-// callbacks ListWatch fires while applying a list are ignored).
+// limit/continue, each item parsed on its own (list-page.ts). A list is one replacement per kind in
+// the sink (beginReplace): each page is converted and added as it arrives, so a big cluster is never
+// held in memory whole, not even as slim records, and the replacement's end deletes whatever vanished
+// (ListWatch's own relist fires deletes for vanished objects too, but the sink is already exact then,
+// so the per-object callbacks ListWatch fires while applying a list are ignored).
 // Nothing here is on the query path: the zone answers from its own maps.
 import type { KubeConfig } from '@kubernetes/client-node/dist/config.js';
 import type { KubernetesListObject, KubernetesObject } from '@kubernetes/client-node/dist/types.js';
@@ -83,6 +83,8 @@ interface KindDef {
 
 const defaultBackoff = { initialMs: 500, maxMs: 30_000 };
 const listPageTimeoutMs = 60_000;
+/** Slim records handed to the zone at a time while a page is converted. */
+const addBatch = 50;
 
 /** A short, single-line reason for a failed request. */
 export function errorText(err: unknown): string {
@@ -257,20 +259,26 @@ class KindWatch {
       pages++;
       if (!resourceVersion) resourceVersion = page.metadata?.resourceVersion ?? '';
       cont = page.metadata?.continue || undefined;
-      const items = page.items ?? [];
+      const items = page.items;
       page = undefined;
-      const slims: Slim[] = [];
+      // Each item is parsed here, converted and dropped while it is young (list-page.ts); the slim
+      // records go into the zone in small batches, so they do not live long enough to be promoted
+      // either (a relist's unchanged objects are garbage once compared).
+      let batch: Slim[] = [];
       for (let i = 0; i < items.length; i++) {
-        const item = items[i];
+        const item = items.at(i);
         const c = this.def.convert(item);
         listed++;
         if (isInvalid(c)) this.skip(item, c);
-        else if (c !== null) slims.push(c);
-        items[i] = undefined; // the full object is garbage from here on
+        else if (c !== null) batch.push(c);
+        if (batch.length === addBatch || (i === items.length - 1 && batch.length > 0)) {
+          replacement.add(batch);
+          kept += batch.length;
+          batch = [];
+        }
       }
+      items.release();
       if (this.stopped) break;
-      replacement.add(slims);
-      kept += slims.length;
       this.contact();
     } while (cont && !this.stopped);
     if (this.stopped) throw new Error('stopped');

@@ -150,6 +150,20 @@ export class Transport {
   }
 }
 
+/**
+ * Read a response body into one buffer of its own (not a slice of Node's pool, so the caller may free
+ * it by dropping it). Rejects when the connection fails or the request is aborted mid-body.
+ */
+export async function readBytes(res: IncomingMessage): Promise<Uint8Array> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of res) { chunks.push(chunk as Buffer); n += (chunk as Buffer).length; }
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const c of chunks) { out.set(c, at); at += c.length; }
+  return out;
+}
+
 /** Read a response body as text. Rejects when the connection fails or the request is aborted mid-body. */
 export async function readText(res: IncomingMessage): Promise<string> {
   const decoder = new TextDecoder();
@@ -160,7 +174,7 @@ export async function readText(res: IncomingMessage): Promise<string> {
 
 /** What ApiClient uses of npm undici on the KubeConfig path (and when the stub could not be installed). */
 export interface UndiciModule {
-  fetch(input: string | URL, init: WatchFetchInit): Promise<{ status: number; text(): Promise<string>; headers: IncomingHttpHeaders | unknown }>;
+  fetch(input: string | URL, init: WatchFetchInit): Promise<{ status: number; text(): Promise<string>; arrayBuffer(): Promise<ArrayBuffer>; headers: IncomingHttpHeaders | unknown }>;
   Agent: new (opts: { connect: Record<string, unknown> }) => { destroy(): Promise<void> };
 }
 
