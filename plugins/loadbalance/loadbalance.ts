@@ -136,6 +136,8 @@ function apply(rrs: RR[], order: number[] | null): RR[] {
  * dropped and the server encodes the copy (a full encode: several µs instead of a byte copy).
  */
 export function balance(msg: Msg, prefer: readonly Cidr[] | null): Msg {
+  // Most replies (a ClusterIP, a cached single address, a denial) have no section with two records.
+  if (msg.answer.length < 2 && msg.authority.length < 2 && msg.additional.length < 2) return msg;
   const an = sectionOrder(msg.answer, prefer);
   const ns = sectionOrder(msg.authority, null);
   const ar = sectionOrder(msg.additional, prefer);
