@@ -347,7 +347,7 @@ function checkHardenedDnsPod(spec: IPodSpec, corefile: Corefile): void {
   expect(res?.limits?.cpu).toBeUndefined();
   // The V8 old space is capped below the container limit, leaving the young generation (3 semi-spaces:
   // --max-semi-space-size, else V8's 16 MiB) and the non-heap memory (node binary, code, buffers, the
-  // Kubernetes client: 96 MiB measured for the Deployment) room.
+  // Kubernetes client: ~62 MiB measured for the Deployment) room.
   const nodeOptions = envOf(c!, 'NODE_OPTIONS') ?? '';
   const heap = /--max-old-space-size=(\d+)/.exec(nodeOptions);
   expect(heap, 'NODE_OPTIONS sets --max-old-space-size').toBeTruthy();
