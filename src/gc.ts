@@ -32,10 +32,15 @@ function collector(): GcFn | null {
  * not allow it (then nothing happens).
  */
 export function fullGc(): number {
+  return timedMajorGc('last-resort');
+}
+
+/** A synchronous major collection of the given flavor: the pause in ms, or -1 when not allowed. */
+function timedMajorGc(flavor: 'regular' | 'last-resort'): number {
   const g = collector();
   if (!g) return -1;
   const t0 = performance.now();
-  g({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+  g({ type: 'major', execution: 'sync', flavor });
   return performance.now() - t0;
 }
 
@@ -81,14 +86,6 @@ export interface GcPacerOptions {
   collect?: () => number;
 }
 
-function majorGc(): number {
-  const g = collector();
-  if (!g) return -1;
-  const t0 = performance.now();
-  g({ type: 'major', execution: 'sync' });
-  return performance.now() - t0;
-}
-
 /**
  * Paces major collections through a bulk load (a list arriving page by page). Left alone, V8 lets the
  * old generation grow well past the live heap before it marks, and what a load promotes dies old (the
@@ -107,7 +104,7 @@ export class GcPacer {
   constructor(opts: GcPacerOptions) {
     this.stepBytes = opts.stepBytes;
     this.measure = opts.measure ?? oldGenerationBytes;
-    this.collect = opts.collect ?? majorGc;
+    this.collect = opts.collect ?? (() => timedMajorGc('regular'));
   }
 
   /** Collect if the measure grew past the step; the pause in ms, 0 when not needed, -1 when not allowed. */

@@ -189,7 +189,8 @@ export function parseListPage(bytes: Uint8Array, opts: { owned?: boolean } = {})
       i = skipSpace(b, i + 1);
     }
   }
-  if (skipSpace(b, i + 1) !== b.length) throw syntax('trailing data', skipSpace(b, i + 1));
+  const after = skipSpace(b, i + 1);
+  if (after !== b.length) throw syntax('trailing data', after);
   const fields = JSON.parse(`{${rest.join(',')}}`) as Record<string, unknown>;
   const owned = opts.owned === true && b.byteOffset === 0 && b.byteLength === b.buffer.byteLength;
   return { fields, items: new ListItems(b, items ?? new Uint32Array(0), owned) };

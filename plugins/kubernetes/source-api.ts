@@ -271,11 +271,15 @@ class KindWatch {
         listed++;
         if (isInvalid(c)) this.skip(item, c);
         else if (c !== null) batch.push(c);
-        if (batch.length === addBatch || (i === items.length - 1 && batch.length > 0)) {
+        if (batch.length === addBatch) {
           replacement.add(batch);
           kept += batch.length;
           batch = [];
         }
+      }
+      if (batch.length > 0) {
+        replacement.add(batch);
+        kept += batch.length;
       }
       items.release();
       if (this.stopped) break;

@@ -151,25 +151,19 @@ export class Transport {
 }
 
 /**
- * Read a response body into one buffer of its own (not a slice of Node's pool, so the caller may free
- * it by dropping it). Rejects when the connection fails or the request is aborted mid-body.
+ * Read a response body into one buffer. A body over 4 KiB gets an ArrayBuffer of its own (Buffer.concat
+ * pools only small sizes), which the list reader may free at once (list-page.ts checks). Rejects when
+ * the connection fails or the request is aborted mid-body.
  */
-export async function readBytes(res: IncomingMessage): Promise<Uint8Array> {
+export async function readBytes(res: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const chunk of res) { chunks.push(chunk as Buffer); n += (chunk as Buffer).length; }
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const c of chunks) { out.set(c, at); at += c.length; }
-  return out;
+  for await (const chunk of res) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
 }
 
-/** Read a response body as text. Rejects when the connection fails or the request is aborted mid-body. */
+/** Read a response body as text (UTF-8). */
 export async function readText(res: IncomingMessage): Promise<string> {
-  const decoder = new TextDecoder();
-  let text = '';
-  for await (const chunk of res) text += decoder.decode(chunk as Buffer, { stream: true });
-  return text + decoder.decode();
+  return (await readBytes(res)).toString('utf8');
 }
 
 /** What ApiClient uses of npm undici on the KubeConfig path (and when the stub could not be installed). */

@@ -6,7 +6,7 @@ import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { loadCorefile } from '../../src/corefile/parser.ts';
 import { memoryLogger } from '../../src/log.ts';
 import { Runtime } from '../../src/server/runtime.ts';
-import { pickPort } from '../../test/ports.ts';
+import { pickPort, retryOnAddrInUse } from '../../test/ports.ts';
 
 // Until src/directives.ts lists loop (and forward), lend them to the config planner here.
 vi.mock('../../src/directives.ts', async (importOriginal) => {
@@ -24,20 +24,15 @@ afterEach(async () => { await running?.stop(); running = undefined; vi.restoreAl
 
 async function start(body: (port: number) => string) {
   const file = path.join(dir, `Corefile-${Math.random().toString(36).slice(2)}`);
-  for (let attempt = 0; ; attempt++) {
+  return retryOnAddrInUse(async () => {
     const port = pickPort();
     writeFileSync(file, `.:${port} {\n    bind 127.0.0.1\n${body(port)}}\n`);
     const log = memoryLogger();
     const rt = new Runtime({ log, defaultPort: 53, drainMs: 100 });
-    try {
-      await rt.start(rt.plan(loadCorefile(file, {})));
-    } catch (e) {
-      if (attempt < 5 && /EADDRINUSE/.test(String(e))) continue;
-      throw e;
-    }
+    await rt.start(rt.plan(loadCorefile(file, {})));
     running = rt;
     return { rt, log, port };
-  }
+  });
 }
 
 describe('loop with the runtime', () => {

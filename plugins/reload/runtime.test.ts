@@ -10,7 +10,7 @@ import { memoryLogger } from '../../src/log.ts';
 import { Runtime } from '../../src/server/runtime.ts';
 import { udpExchange } from '../../test/client.ts';
 import { queryBytes } from '../../test/helpers.ts';
-import { pickPort } from '../../test/ports.ts';
+import { pickPort, retryOnAddrInUse } from '../../test/ports.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'clusterdns-reload-rt-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -32,20 +32,15 @@ const corefile = (zones: string[], port: number, extra = '', reload = '10s') =>
 /** Start a runtime on a random high port (another one if that port is taken). */
 async function start(zones: string[], reload = '10s') {
   const file = path.join(dir, `Corefile-${Math.random().toString(36).slice(2)}`);
-  for (let attempt = 0; ; attempt++) {
+  return retryOnAddrInUse(async () => {
     const port = pickPort();
     writeFileSync(file, corefile(zones, port, '', reload));
     const log = memoryLogger();
     const rt = new Runtime({ log, defaultPort: 53, drainMs: 200 });
-    try {
-      await rt.start(rt.plan(loadCorefile(file, {})));
-    } catch (e) {
-      if (attempt < 5 && /EADDRINUSE/.test(String(e))) continue;
-      throw e;
-    }
+    await rt.start(rt.plan(loadCorefile(file, {})));
     running = rt;
     return { rt, log, port, file };
-  }
+  });
 }
 
 async function ask(port: number, name: string): Promise<Msg | undefined> {

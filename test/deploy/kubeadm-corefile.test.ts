@@ -87,9 +87,8 @@ describe('the kubeadm Corefile from the ConfigMap, served against a test API ser
       ? { answer: ['example.org. 300 IN A 192.0.2.1'] }
       : { rcode: Rcode.NXDOMAIN }));
 
-    // Ports below the kernel's ephemeral range (no outgoing connection can hold them), and a new set
-    // if one is taken anyway: tests run in parallel on this machine.
-    for (let attempt = 0; ; attempt++) {
+    // Ports from this test worker's slice (test/ports.ts), and a new set if one is taken anyway.
+    await retryOnAddrInUse(async () => {
       dnsPort = pickPort();
       const [hp, rp, mp] = [pickPort(), pickPort(), pickPort()];
       health = `http://127.0.0.1:${hp}/health`;
@@ -111,12 +110,11 @@ describe('the kubeadm Corefile from the ConfigMap, served against a test API ser
       rt = new Runtime({ log, defaultPort: 53 });
       try {
         await rt.start(rt.plan(parseCorefile(text, { file: 'ConfigMap/clusterdns' })));
-        break;
       } catch (e) {
         await rt.stop().catch(() => undefined);
-        if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 5) throw e;
+        throw e;
       }
-    }
+    });
     await waitReady(ready);
   });
 
