@@ -17,6 +17,13 @@ export type Next = (req: Request) => Reply;
 export interface Handler {
   readonly name: string;
   serveDNS(req: Request, next: Next): Reply;
+  /**
+   * Memo-aware: this handler tells the request what its replies depend on (Request.noMemo,
+   * memoValidUntil, memoDependsOn, memoOnHit, memoShuffleRuns), so the server may reuse a finished
+   * reply for the same question without running the chain (src/server/memo.ts). A block with any
+   * handler that is not memo-aware never reuses replies.
+   */
+  readonly memo?: boolean;
 }
 
 /** A failure with the rcode the client should see; the errors plugin logs `cause`. */

@@ -1,5 +1,6 @@
 import type { ParsedQuery } from './dns/query.ts';
 import { type Msg, type Question, emptyFlags } from './dns/types.ts';
+import type { MemoHit, MemoTerms, MemoValidity } from './server/memo.ts';
 
 export type Proto = 'udp' | 'tcp';
 
@@ -7,7 +8,7 @@ export type Proto = 'udp' | 'tcp';
  * One query as the chain sees it: the parsed question plus where it came from. Derived values
  * (lowercase name, reply size) are computed once, on first use.
  */
-export class Request {
+export class Request implements MemoTerms {
   readonly query: ParsedQuery;
   /** The query's bytes as received (for forwarding as is, with a new ID). */
   readonly raw: Uint8Array;
@@ -28,6 +29,14 @@ export class Request {
   private meta: Map<string, unknown> | undefined;
   private lname: string | undefined;
   private maxSize: number;
+  // Reply memo terms (src/server/memo.ts), set by memo-aware plugins through the methods below.
+  memoOff = false;
+  memoUntil = Infinity;
+  memoDep: MemoValidity | undefined = undefined;
+  memoHit: MemoHit | undefined = undefined;
+  memoShuffle: Int32Array | undefined = undefined;
+  memoAgeFrom = NaN;
+  memoAgeDelta = 0;
 
   constructor(query: ParsedQuery, raw: Uint8Array, proto: Proto, remoteAddress: string, remotePort: number,
     server: string, localAddress = '', localPort = 0, maxUdpSize = 1232) {
@@ -59,6 +68,35 @@ export class Request {
   /** Lower the reply size limit (bufsize plugin). */
   limitSize(n: number): void { if (this.proto === 'udp') this.maxSize = Math.min(this.maxSize, Math.max(512, n)); }
   get question(): Question { return { name: this.query.qname, type: this.query.qtype, class: this.query.qclass }; }
+
+  /** This reply must not be reused for another query (it depends on who asked, or on chance). */
+  noMemo(): void { this.memoOff = true; }
+  /** The reply may be reused until `t` (performance.now() milliseconds) at the latest. */
+  memoValidUntil(t: number): void { if (t < this.memoUntil) this.memoUntil = t; }
+  /** The reply may be reused only while `v` says valid (what it was built from is unchanged). */
+  memoDependsOn(v: MemoValidity): void {
+    const d = this.memoDep;
+    this.memoDep = d === undefined ? v : { valid: () => d.valid() && v.valid() };
+  }
+  /** A reuse of this reply must also run `f` (the plugin's own counters, as if it had answered). */
+  memoOnHit(f: MemoHit): void {
+    const h = this.memoHit;
+    this.memoHit = h === undefined ? f : (now) => { h(now); f(now); };
+  }
+  /**
+   * The reply's TTLs were lowered by `delta` whole seconds of age since `from` (performance.now() ms);
+   * a reuse lowers them by the age it has then (cache).
+   */
+  memoAging(from: number, delta: number): void {
+    if (!Number.isNaN(this.memoAgeFrom)) { this.memoOff = true; return; } // aged twice: not expected
+    this.memoAgeFrom = from;
+    this.memoAgeDelta = delta;
+  }
+  /** Each reuse must shuffle these runs of equal-sized records: [start, size, count]* (loadbalance). */
+  memoShuffleRuns(runs: Int32Array): void {
+    if (this.memoShuffle !== undefined) { this.memoOff = true; return; } // two shufflers: not worth combining
+    this.memoShuffle = runs;
+  }
 
   getMeta<T>(key: string): T | undefined { return this.meta?.get(key) as T | undefined; }
   setMeta(key: string, value: unknown): void { (this.meta ??= new Map()).set(key, value); }

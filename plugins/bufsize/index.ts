@@ -15,6 +15,7 @@ export const MAX_BUFSIZE = 4096;
 /** Lowers the request's UDP size limit, then passes it on. */
 export class Bufsize implements Handler {
   readonly name = 'bufsize';
+  readonly memo = true;
   readonly size: number;
   constructor(size: number) { this.size = size; }
   serveDNS(req: Request, next: Next): Reply {

@@ -88,6 +88,9 @@ interface Entry {
   /** Prefetch popularity: hits with no gap longer than the window, and the last one. */
   hits: number;
   lastHit: number;
+  /** What a reuse of a reply from this entry repeats (see memoTerms), and for whose counters. */
+  memoHit?: (now: number) => void;
+  memoCounts?: ServerCounts;
 }
 
 /** What an upstream call produced: the reply as received, and the entry made from it, if any. */
@@ -113,6 +116,7 @@ const noop = () => undefined;
  */
 export class Cache implements Handler {
   readonly name = 'cache';
+  readonly memo = true;
   readonly stats: CacheStats;
   private readonly cfg: CacheConfig;
   private readonly clock: (() => number) | undefined;
@@ -174,17 +178,52 @@ export class Cache implements Handler {
       if (now < e.expires) {
         if (e.kind === 'success') counts.hitsSuccess++; else counts.hitsDenial++;
         if (this.cfg.prefetch.amount > 0) this.maybePrefetch(req, key, e, now, next, counts);
-        return this.answer(req, e, this.cfg.keepTtl ? 0 : age(e, now));
+        const delta = this.cfg.keepTtl ? 0 : age(e, now);
+        this.memoTerms(req, e, now, delta, counts);
+        return this.answer(req, e, delta);
       }
+      req.noMemo();
       if (now - e.expires < this.cfg.serveStale.ms) {
         if (e.kind === 'success') counts.hitsSuccess++; else counts.hitsDenial++;
         return this.stale(req, key, e, next, counts);
       }
       this.forget(key, e);
     }
+    // A miss is counted once per miss: its reply is not reused (the next query is a hit, and that one may be).
+    req.noMemo();
     counts.misses++;
     const o = this.fetch(req, key, next, counts, false);
     return o instanceof Promise ? o.then((x) => this.deliver(req, x)) : this.deliver(req, o);
+  }
+
+  /**
+   * Reply memo terms of a hit (src/server/memo.ts): reusable until the entry expires or prefetch would
+   * look at it, its TTLs aged on each reuse as here; each reuse counts as a hit here.
+   */
+  private memoTerms(req: Request, e: Entry, now: number, delta: number, counts: ServerCounts): void {
+    let until = e.expires;
+    const p = this.cfg.prefetch;
+    if (p.amount > 0) until = Math.min(until, e.storedAt + (e.ttl - Math.ceil((p.percentage / 100) * e.ttl)) * 1000);
+    // Our clock may be a test's; the memo's is performance.now().
+    const shift = this.clock === undefined ? 0 : performance.now() - now;
+    req.memoValidUntil(until + shift);
+    if (!this.cfg.keepTtl) req.memoAging(e.storedAt + shift, delta);
+    if (e.memoCounts !== counts || e.memoHit === undefined) {
+      const success = e.kind === 'success';
+      const prefetch = p.amount > 0;
+      const clock = this.clock;
+      e.memoCounts = counts;
+      e.memoHit = (t: number) => {
+        counts.requests++;
+        if (success) counts.hitsSuccess++; else counts.hitsDenial++;
+        if (prefetch) {
+          const at = clock !== undefined ? clock() : t;
+          if (at - e.lastHit > p.windowMs) e.hits = 1; else e.hits++;
+          e.lastHit = at;
+        }
+      };
+    }
+    req.memoOnHit(e.memoHit);
   }
 
   private bypassed(name: string): boolean {

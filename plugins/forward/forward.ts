@@ -18,6 +18,7 @@ export interface ForwardDeps {
 
 export class Forward implements Handler {
   readonly name = 'forward';
+  readonly memo = true;
   readonly cfg: ForwardConfig;
   readonly proxies: readonly Proxy[];
   private readonly m: ForwardMetrics;
@@ -59,6 +60,7 @@ export class Forward implements Handler {
 
   serveDNS(req: Request, next: Next): Reply {
     if (!this.match(req.name)) return next(req);
+    req.noMemo(); // an upstream's answer: the cache (in front of us) decides how long it may be reused
     const max = this.cfg.maxConcurrent;
     if (max > 0 && this.concurrent >= max) {
       this.m.maxConcurrentRejects.inc();

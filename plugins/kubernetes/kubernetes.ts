@@ -26,10 +26,27 @@ export interface KubernetesHandlerOptions {
   freeze?: boolean;
 }
 
-interface Entry {
-  msg: Msg;
-  cells: Cell[];
-  gens: number[];
+/** A reply and whether it is still current (for the reply memo: src/server/memo.ts). */
+export interface ZoneAnswer {
+  readonly msg: Msg;
+  valid(): boolean;
+}
+
+/** A cached reply with the zone cells it read and their generations then. */
+class Entry implements ZoneAnswer {
+  readonly msg: Msg;
+  readonly cells: Cell[];
+  readonly gens: number[];
+  constructor(msg: Msg, cells: Cell[]) {
+    this.msg = msg;
+    this.cells = cells;
+    this.gens = cells.map((c) => c.gen);
+  }
+  valid(): boolean {
+    const { cells, gens } = this;
+    for (let i = 0; i < cells.length; i++) if (cells[i]!.gen !== gens[i]) return false;
+    return true;
+  }
 }
 
 /**
@@ -39,6 +56,7 @@ interface Entry {
  */
 export abstract class ZoneHandler implements Handler {
   readonly name = 'kubernetes';
+  readonly memo = true;
   /** Canonical zones this plugin answers (autopath reads them). */
   readonly zones: string[];
   protected readonly cfg: KubernetesConfig;
@@ -50,8 +68,14 @@ export abstract class ZoneHandler implements Handler {
     this.synced = synced ?? (() => true);
   }
 
+  /** The reply for a lowercase name and type, with its validity. Shared: do not mutate. */
+  abstract answer(name: string, qtype: number): ZoneAnswer | Promise<ZoneAnswer>;
+
   /** The reply for a lowercase name and type. Shared: do not mutate. */
-  abstract reply(name: string, qtype: number): Msg | Promise<Msg>;
+  reply(name: string, qtype: number): Msg | Promise<Msg> {
+    const a = this.answer(name, qtype);
+    return a instanceof Promise ? a.then((x) => x.msg) : a.msg;
+  }
   /** The namespace of the pod with this address (pods verified), for autopath; undefined when unsure. */
   abstract namespaceOfIP(ip: string): string | undefined;
 
@@ -61,16 +85,18 @@ export abstract class ZoneHandler implements Handler {
     const qtype = req.qtype;
     // Zone transfers belong to the transfer plugin (which runs before us when configured).
     if (qtype === Type.AXFR || qtype === Type.IXFR) return req.reply(Rcode.REFUSED);
-    const r = this.reply(name, qtype);
-    if (r instanceof Promise) return r.then((msg) => this.finish(req, next, name, msg));
+    const r = this.answer(name, qtype);
+    if (r instanceof Promise) return r.then((a) => this.finish(req, next, name, a));
     return this.finish(req, next, name, r);
   }
 
-  private finish(req: Request, next: Next, name: string, msg: Msg): Reply {
+  private finish(req: Request, next: Next, name: string, a: ZoneAnswer): Reply {
+    const msg = a.msg;
     if (msg.rcode === Rcode.NXDOMAIN && msg.answer.length === 0) {
       if (this.fallsThrough(name)) return next(req);
-      if (!this.synced()) return this.notSynced(req, msg);
+      if (!this.synced()) { req.noMemo(); return this.notSynced(req, msg); }
     }
+    req.memoDependsOn(a);
     if (msg.wire || req.qname === name) return msg;
     return withOwnerCase(msg, name, req.qname);
   }
@@ -113,15 +139,17 @@ export class KubernetesHandler extends ZoneHandler {
   }
 
   /** The reply for a lowercase name and type, from the cache when still valid. Shared: do not mutate. */
-  reply(name: string, qtype: number): Msg {
+  override reply(name: string, qtype: number): Msg {
     return this.entry(name, qtype).msg;
   }
 
+  answer(name: string, qtype: number): ZoneAnswer { return this.entry(name, qtype); }
+
   /** The cached reply with the zone cells it was built from (still current when returned). */
-  entry(name: string, qtype: number): { readonly msg: Msg; readonly cells: readonly Cell[] } {
+  entry(name: string, qtype: number): { readonly msg: Msg; readonly cells: readonly Cell[] } & ZoneAnswer {
     let byName = this.cache.get(qtype);
     const hit = byName?.get(name);
-    if (hit && valid(hit)) return hit;
+    if (hit && hit.valid()) return hit;
     const deps: Cell[] = [];
     const msg = resolve(this.zone, this.rcfg, name, qtype, deps);
     if (this.prebuild) {
@@ -132,7 +160,7 @@ export class KubernetesHandler extends ZoneHandler {
     if (this.cachedCount >= this.cacheSize) { this.cache.clear(); this.cachedCount = 0; byName = undefined; }
     if (!byName) { byName = new Map(); this.cache.set(qtype, byName); }
     if (!byName.has(name)) this.cachedCount++;
-    const e: Entry = { msg, cells, gens: cells.map((c) => c.gen) };
+    const e = new Entry(msg, cells);
     byName.set(name, e);
     return e;
   }
@@ -143,12 +171,6 @@ export class KubernetesHandler extends ZoneHandler {
 
   /** Replies currently cached (tests, debugging). */
   get cached(): number { return this.cachedCount; }
-}
-
-function valid(e: Entry): boolean {
-  const { cells, gens } = e;
-  for (let i = 0; i < cells.length; i++) if (cells[i]!.gen !== gens[i]) return false;
-  return true;
 }
 
 /** A copy whose records owned by the question carry the client's letter case (no prebuilt wire). */

@@ -142,10 +142,10 @@ describe('RemoteZone (worker side of the kubernetes plugin)', () => {
     // main never answers (a flood it cannot follow); nothing times out within the test.
     const never = () => new Promise<unknown>(() => undefined);
     const remote = new RemoteZone(new SlotReader(new SlotTable(16).buffer), never, { freeze: false, maxWaiting: 3, onShed: () => shed++ });
-    const waiting = ['a', 'b', 'c'].map((n) => remote.reply(`${n}.apps.svc.cluster.local.`, Type.A));
+    const waiting = ['a', 'b', 'c'].map((n) => remote.answer(`${n}.apps.svc.cluster.local.`, Type.A));
     for (const w of waiting) expect(w).toBeInstanceOf(Promise);
     // The same name joins the question already waiting: no shedding.
-    expect(remote.reply('a.apps.svc.cluster.local.', Type.A)).toBe(waiting[0]);
+    expect(remote.answer('a.apps.svc.cluster.local.', Type.A)).toBe(waiting[0]);
     expect(shed).toBe(0);
     let err: unknown;
     try { remote.reply('d.apps.svc.cluster.local.', Type.A); } catch (e) { err = e; }

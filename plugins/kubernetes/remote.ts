@@ -5,7 +5,7 @@
 import { DnsError, type LinkService } from '../../src/plugin.ts';
 import { type Msg, Rcode } from '../../src/dns/types.ts';
 import type { KubernetesConfig } from './config.ts';
-import { type KubernetesHandler, ZoneHandler, freezeMsg } from './kubernetes.ts';
+import { type KubernetesHandler, type ZoneAnswer, ZoneHandler, freezeMsg } from './kubernetes.ts';
 import { type SlotReader, type SlotTable, type Stamp } from './slots.ts';
 import type { Cell } from './zone.ts';
 
@@ -109,7 +109,20 @@ export interface RemoteZoneOptions {
 }
 
 interface Stamped<T> { value: T; stamp: Stamp }
-interface Waiting { key: string; name: string; qtype: number; resolve: (m: Msg) => void; reject: (e: unknown) => void }
+interface Waiting { key: string; name: string; qtype: number; resolve: (a: RemoteAnswer) => void; reject: (e: unknown) => void }
+
+/** A reply from main with its stamp: valid while the zone cells it read have not moved. */
+class RemoteAnswer implements ZoneAnswer {
+  readonly msg: Msg;
+  readonly stamp: Stamp;
+  private readonly reader: SlotReader;
+  constructor(msg: Msg, stamp: Stamp, reader: SlotReader) {
+    this.msg = msg;
+    this.stamp = stamp;
+    this.reader = reader;
+  }
+  valid(): boolean { return this.reader.valid(this.stamp); }
+}
 
 /**
  * Worker side: replies from main, cached while their stamps hold. Misses wait for the end of the
@@ -126,10 +139,10 @@ export class RemoteZone {
   private readonly onShed: (() => void) | undefined;
   private readonly shedError = new DnsError(Rcode.SERVFAIL, 'kubernetes', 'too many names waiting for the main thread (overload)');
   /** qtype → lowercase name → reply (nested, so a hit builds no key string), as the local handler. */
-  private readonly cache = new Map<number, Map<string, Stamped<Msg>>>();
+  private readonly cache = new Map<number, Map<string, RemoteAnswer>>();
   private cachedCount = 0;
   /** One question per key at a time: a burst of misses for the same name waits for the same answer. */
-  private readonly pending = new Map<string, Promise<Msg>>();
+  private readonly pending = new Map<string, Promise<RemoteAnswer>>();
   private batch: Waiting[] = [];
   private flushing: NodeJS.Immediate | undefined;
   private readonly namespaces = new Map<string, Stamped<string | null>>();
@@ -151,13 +164,18 @@ export class RemoteZone {
   get cached(): number { return this.cachedCount; }
 
   reply(name: string, qtype: number): Msg | Promise<Msg> {
+    const a = this.answer(name, qtype);
+    return a instanceof Promise ? a.then((x) => x.msg) : a.msg;
+  }
+
+  answer(name: string, qtype: number): RemoteAnswer | Promise<RemoteAnswer> {
     const hit = this.cache.get(qtype)?.get(name);
-    if (hit && this.reader.valid(hit.stamp)) return hit.value;
+    if (hit && hit.valid()) return hit;
     const key = `${qtype} ${name}`;
     let p = this.pending.get(key);
     if (!p) {
       if (this.pending.size >= this.maxWaiting) { this.onShed?.(); throw this.shedError; }
-      const { promise, resolve, reject } = Promise.withResolvers<Msg>();
+      const { promise, resolve, reject } = Promise.withResolvers<RemoteAnswer>();
       p = promise;
       this.pending.set(key, p);
       this.batch.push({ key, name, qtype, resolve, reject });
@@ -186,7 +204,7 @@ export class RemoteZone {
     return undefined;
   }
 
-  private remember(name: string, qtype: number, e: Stamped<Msg>): void {
+  private remember(name: string, qtype: number, e: RemoteAnswer): void {
     if (this.cachedCount >= this.cacheSize) { this.cache.clear(); this.cachedCount = 0; }
     let byName = this.cache.get(qtype);
     if (!byName) { byName = new Map(); this.cache.set(qtype, byName); }
@@ -207,8 +225,9 @@ export class RemoteZone {
         this.pending.delete(w.key);
         if (!r) { w.reject(new DnsError(Rcode.SERVFAIL, 'kubernetes', 'short answer from the main thread')); return; }
         if (this.freeze) freezeMsg(r.msg);
-        this.remember(w.name, w.qtype, { value: r.msg, stamp: r.stamp });
-        w.resolve(r.msg);
+        const a = new RemoteAnswer(r.msg, r.stamp, this.reader);
+        this.remember(w.name, w.qtype, a);
+        w.resolve(a);
       });
     }, (e: unknown) => {
       for (const w of batch) {
@@ -226,7 +245,7 @@ export class RemoteKubernetesHandler extends ZoneHandler {
     super(cfg, () => remote.synced);
     this.remote = remote;
   }
-  reply(name: string, qtype: number): Msg | Promise<Msg> { return this.remote.reply(name, qtype); }
+  answer(name: string, qtype: number): ZoneAnswer | Promise<ZoneAnswer> { return this.remote.answer(name, qtype); }
   namespaceOfIP(ip: string): string | undefined { return this.remote.namespaceOfIP(ip); }
   get cached(): number { return this.remote.cached; }
 }

@@ -1,8 +1,9 @@
 import { type Msg, Rcode, Type } from '../../src/dns/types.ts';
 import { definePlugin, type Handler } from '../../src/plugin.ts';
-import { balance, parseCidr, type Cidr } from './loadbalance.ts';
+import { balance, parseCidr, shuffleRuns, type Cidr } from './loadbalance.ts';
+import type { Request } from '../../src/request.ts';
 
-export { balance, permuteWire, sectionOrder, parseCidr, type Cidr } from './loadbalance.ts';
+export { balance, permuteWire, sectionOrder, shuffleRuns, parseCidr, type Cidr } from './loadbalance.ts';
 
 export interface LoadbalanceConfig {
   policy: 'round_robin';
@@ -13,14 +14,25 @@ export interface LoadbalanceConfig {
 /** The handler: shuffle NOERROR replies on the way out; everything else passes untouched. */
 export function loadbalanceHandler(cfg: LoadbalanceConfig): Handler {
   const prefer = cfg.prefer.length > 0 ? cfg.prefer : null;
-  const onReply = (m: Msg): Msg => (m.rcode === Rcode.NOERROR ? balance(m, prefer) : m);
+  const onReply = (req: Request, m: Msg): Msg => {
+    if (m.rcode !== Rcode.NOERROR) return m;
+    const out = balance(m, prefer);
+    if (out !== m && !req.memoOff) {
+      // A reused reply must be shuffled anew each time (src/server/memo.ts); with preferred subnets
+      // the order is not a plain shuffle, so such replies are not reused.
+      const runs = prefer === null && m.wire ? shuffleRuns(m) : undefined;
+      if (runs) req.memoShuffleRuns(runs); else req.noMemo();
+    }
+    return out;
+  };
   return {
     name: 'loadbalance',
+    memo: true,
     serveDNS(req, next) {
       const qt = req.qtype;
       if (qt === Type.AXFR || qt === Type.IXFR) return next(req);
       const r = next(req);
-      return r instanceof Promise ? r.then(onReply) : onReply(r);
+      return r instanceof Promise ? r.then((m) => onReply(req, m)) : onReply(req, r);
     },
   };
 }

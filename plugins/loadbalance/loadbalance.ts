@@ -207,6 +207,64 @@ export function permuteWire(w: PrebuiltWire, counts: readonly number[], orders: 
   return { bytes, qnameEnd: w.qnameEnd, ttlOffsets: w.ttlOffsets };
 }
 
+const runsOf = new WeakMap<PrebuiltWire, Int32Array | null>();
+
+/**
+ * Where a reuse of `msg`'s reply must shuffle (src/server/memo.ts): per section, the run of address
+ * records as [start, size, count] byte offsets in its wire (the same in the reply written from it),
+ * or undefined when the order balance() makes is not a plain shuffle of equal-sized movable records
+ * (records to regroup, two MX records, mixed sizes). Computed once per prebuilt wire.
+ */
+export function shuffleRuns(msg: Msg): Int32Array | undefined {
+  const w = msg.wire;
+  if (!w) return undefined;
+  let runs = runsOf.get(w);
+  if (runs === undefined) {
+    runs = computeRuns(w, [msg.answer, msg.authority, msg.additional]);
+    runsOf.set(w, runs);
+  }
+  return runs ?? undefined;
+}
+
+function computeRuns(w: PrebuiltWire, sections: ReadonlyArray<readonly RR[]>): Int32Array | null {
+  const b = w.bytes;
+  if (b.length < 12) return null;
+  const qd = (b[4]! << 8) | b[5]!;
+  let p = 12;
+  for (let i = 0; i < qd; i++) {
+    const e = skipName(b, p);
+    if (e < 0) return null;
+    p = e + 4;
+  }
+  const out: number[] = [];
+  for (let s = 0; s < 3; s++) {
+    const rrs = sections[s]!;
+    if (((b[6 + 2 * s]! << 8) | b[7 + 2 * s]!) !== rrs.length) return null;
+    let last = 0, nMx = 0, runStart = -1, runSize = -1, runCount = 0;
+    for (let i = 0; i < rrs.length; i++) {
+      const r = rank(rrs[i]!.type);
+      if (r < last) return null; // balance() would regroup: not a shuffle
+      last = r;
+      const e = skipName(b, p);
+      if (e < 0 || e + 10 > b.length) return null;
+      const type = (b[e]! << 8) | b[e + 1]!;
+      if (type !== rrs[i]!.type) return null;
+      const end = e + 10 + ((b[e + 8]! << 8) | b[e + 9]!);
+      if (r === 2) {
+        const movable = e - p === 2 && (b[p]! & 0xc0) === 0xc0;
+        if (!movable || (runSize >= 0 && end - p !== runSize)) return null;
+        if (runStart < 0) { runStart = p; runSize = end - p; }
+        runCount++;
+      } else if (r === 3) nMx++;
+      p = end;
+    }
+    if (nMx > 1) return null;
+    if (runCount > 1) out.push(runStart, runSize, runCount);
+  }
+  if (p > b.length) return null;
+  return out.length > 0 ? Int32Array.from(out) : null;
+}
+
 let scratchStart = new Int32Array(64);
 let scratchEnd = new Int32Array(64);
 let scratchMovable = new Uint8Array(64);

@@ -35,6 +35,7 @@ export function probeName(zone: string): string {
  */
 export class LoopHandler implements Handler {
   readonly name = 'loop';
+  readonly memo = true;
   readonly qname: string;
   private readonly zone: string;
   private readonly listen: string;
@@ -56,6 +57,7 @@ export class LoopHandler implements Handler {
 
   serveDNS(req: Request, next: Next): Reply {
     if (req.qtype !== Type.HINFO || this.off) return next(req);
+    if (req.name === this.qname) req.noMemo(); // every sighting of the probe must be counted
     if (req.name === this.qname && ++this.seen > 2) {
       this.off = true;
       const remote = req.remoteAddress.includes(':') ? `[${req.remoteAddress}]:${req.remotePort}` : `${req.remoteAddress}:${req.remotePort}`;

@@ -3,7 +3,7 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { handle, type PipelineContext } from './pipeline.ts';
+import { handle, memoAnswered, memoReply, type PipelineContext } from './pipeline.ts';
 import { coreSysctl } from './udpstats.ts';
 
 export interface ListenerOptions {
@@ -45,6 +45,11 @@ function literalLookup(address: string, family: unknown, callback: (err: null, a
 /** "::ffff:10.0.0.1" → "10.0.0.1" (dual-stack sockets report IPv4 clients this way). */
 function plainAddress(a: string): string {
   return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a;
+}
+
+/** 4 or 6 for a client address as dgram reports it ("::ffff:10.0.0.1" is IPv4). */
+function familyOf(a: string): 4 | 6 {
+  return a.includes(':') && !(a.startsWith('::ffff:') && a.includes('.')) ? 6 : 4;
 }
 
 export class DnsListener {
@@ -152,6 +157,18 @@ export class DnsListener {
 
   private onDatagram(s: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
     if (this.closing) return;
+    if (this.ctx.memo !== null) {
+      // A question answered before: bytes copied, ID patched; no parse, no chain (src/server/memo.ts).
+      const t0 = performance.now();
+      const out = memoReply(this.ctx, msg, 'udp', t0);
+      if (out !== null) {
+        s.send(out, rinfo.port, rinfo.address);
+        // Sent at once unless the socket had to queue it: then those bytes stay with the queue.
+        if (s.getSendQueueCount() !== 0) this.ctx.memo.detach();
+        memoAnswered(this.ctx, 'udp', familyOf(rinfo.address), msg.length, out.length, t0);
+        return;
+      }
+    }
     const addr = plainAddress(rinfo.address);
     const port = rinfo.port;
     // No completion callback: with one, every reply costs a deferred callback (~0.6 us). Sends the
@@ -224,6 +241,15 @@ export class DnsListener {
         const frame = buf.subarray(2, len + 2);
         buf = buf.subarray(len + 2);
         if (this.closing) continue;
+        if (this.ctx.memo !== null) {
+          const t0 = performance.now();
+          const out = memoReply(this.ctx, frame, 'tcp', t0);
+          if (out !== null) {
+            send(out);
+            memoAnswered(this.ctx, 'tcp', familyOf(sock.remoteAddress ?? ''), frame.length, out.length, t0);
+            continue;
+          }
+        }
         state.inflight++;
         this.inflight++;
         let r: void | Promise<void> = undefined;

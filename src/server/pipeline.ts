@@ -9,6 +9,7 @@ import { DnsError, type ErrorObserver, type Next, type ResponseObserver } from '
 import type { Logger } from '../log.ts';
 import type { ZoneStats } from './stats.ts';
 import type { CounterChild } from '../fastmetrics.ts';
+import type { ReplyMemo } from './memo.ts';
 
 /** A server block as the pipeline runs it. */
 export interface BlockRuntime {
@@ -20,6 +21,8 @@ export interface BlockRuntime {
   errorObservers: ErrorObserver[];
   /** Server metrics on? (prometheus plugin in the block) */
   metrics: boolean;
+  /** May finished replies be reused (src/server/memo.ts)? Every handler memo-aware, no response observers. */
+  memo: boolean;
 }
 
 interface Route { zone: string; block: BlockRuntime; stats: ZoneStats | null }
@@ -45,6 +48,8 @@ export interface PipelineContext {
   panics: CounterChild;
   /** The largest UDP reply we send, and advertise in our OPT (1232 by default). */
   maxUdpSize: number;
+  /** Finished replies kept for reuse; null when off or no block may use it. */
+  memo: ReplyMemo | null;
 }
 
 export type Send = (bytes: Uint8Array) => void;
@@ -64,14 +69,18 @@ function bareReply(q: ParsedQuery | { id: number; opcode: number; flags: number 
   };
 }
 
+/** Did the last finalize() copy prebuilt wire (so the reply's TTLs are at msg.wire.ttlOffsets)? */
+let finalizedFromWire = false;
+
 /** Encode a chain's reply for this request: prebuilt bytes when possible, else compress + truncate. */
 export function finalize(req: Request, msg: Msg, maxUdp: number): Uint8Array {
   const q = req.query;
   const opt = q.edns ? { udpSize: maxUdp, do: q.edns.do } : null;
   if (msg.wire && msg.rcode < 16) {
     const b = writePrebuilt(msg.wire, q, req.raw, opt, req.size, msg.ttlDelta ?? 0);
-    if (b) return b;
+    if (b) { finalizedFromWire = true; return b; }
   }
+  finalizedFromWire = false;
   let rcode = msg.rcode;
   if (rcode > 15 && !opt) rcode = Rcode.SERVFAIL; // an extended rcode cannot be sent without OPT
   const flags = { ...msg.flags, qr: true, rd: (q.flags & 0x0100) !== 0, cd: (q.flags & 0x0010) !== 0 };
@@ -98,6 +107,7 @@ function writeOut(ctx: PipelineContext, req: Request, route: Route, msg: Msg, se
     // A reply we cannot encode is a bug in whoever built it: SERVFAIL, counted as a panic.
     ctx.panics.inc();
     ctx.log.error(`Recovered from error encoding reply for ${req.qname}: ${(e as Error).stack ?? String(e)}`);
+    req.noMemo();
     msg = req.reply(Rcode.SERVFAIL);
     bytes = finalize(req, msg, ctx.maxUdpSize);
   }
@@ -107,12 +117,17 @@ function writeOut(ctx: PipelineContext, req: Request, route: Route, msg: Msg, se
   if (route.stats) {
     route.stats.record(req.proto, req.family, req.qtype, req.do, req.raw.length, msg.rcode, req.plugin || '', bytes.length, ms / 1000);
   }
+  if (b.memo && ctx.memo !== null && !req.memoOff) {
+    ctx.memo.offer(req.raw, req.proto === 'tcp', req, performance.now(), bytes, route.stats, req.qtype, msg.rcode, req.plugin || '',
+      finalizedFromWire ? msg.wire!.ttlOffsets : undefined);
+  }
   for (const o of b.responseObservers) {
     try { o(req, msg, bytes.length, ms); } catch (e) { ctx.log.error(`response observer failed: ${String(e)}`); }
   }
 }
 
 function fail(ctx: PipelineContext, req: Request, route: Route, err: unknown, send: Send): void {
+  req.noMemo();
   const panic = !(err instanceof DnsError);
   if (panic) {
     ctx.panics.inc();
@@ -122,6 +137,20 @@ function fail(ctx: PipelineContext, req: Request, route: Route, err: unknown, se
     try { o(req, err, panic); } catch (e) { ctx.log.error(`error observer failed: ${String(e)}`); }
   }
   writeOut(ctx, req, route, req.reply(panic ? Rcode.SERVFAIL : (err as DnsError).rcode), send);
+}
+
+/**
+ * The memo's reply for `raw`, or null (then run handle()). `t0`: when the query arrived
+ * (performance.now()). After sending it, call memoAnswered for the server metrics.
+ */
+export function memoReply(ctx: PipelineContext, raw: Uint8Array, proto: Proto, t0: number): Uint8Array | null {
+  return ctx.memo === null ? null : ctx.memo.lookup(raw, proto === 'tcp', t0);
+}
+
+/** Record a reply memoReply gave (coredns_dns_* metrics of the route it was first written through). */
+export function memoAnswered(ctx: PipelineContext, proto: Proto, family: 4 | 6, reqSize: number, respSize: number, t0: number): void {
+  const e = ctx.memo!.last!;
+  if (e.stats !== null) e.stats.record(proto, family, e.qtype, e.doBit, reqSize, e.rcode, e.plugin, respSize, (performance.now() - t0) / 1000);
 }
 
 /**

@@ -17,7 +17,8 @@ import { Request } from '../request.ts';
 import { HttpMux } from './http.ts';
 import { DnsListener, type ListenerOptions } from './listener.ts';
 import { Router, type BlockRuntime, type PipelineContext } from './pipeline.ts';
-import { ZoneStats, serverMetricFamilies, udpBufferMetrics, udpKernelMetrics, type ServerMetricFamilies, type UdpListenAddress } from './stats.ts';
+import { ReplyMemo, defaultMemoOptions, newMemoCounts, type MemoCounts } from './memo.ts';
+import { ZoneStats, replyMemoMetrics, serverMetricFamilies, udpBufferMetrics, udpKernelMetrics, type ServerMetricFamilies, type UdpListenAddress } from './stats.ts';
 
 type Hook = () => void | Promise<void>;
 
@@ -27,6 +28,8 @@ export interface RuntimeOptions {
   defaultPort: number;
   /** Largest UDP reply and the size we advertise (clamped by each client's own). */
   maxUdpSize?: number;
+  /** Reply memo slots per listen address (src/server/memo.ts); 0 turns it off. Default 16384. */
+  memoEntries?: number;
   listener?: Partial<ListenerOptions>;
   /** How long to let in-flight queries finish when listeners close. */
   drainMs?: number;
@@ -105,7 +108,7 @@ export class Instance implements InstanceApi {
     const handlers: Handler[] = [];
     const responseObservers: ResponseObserver[] = [];
     const errorObservers: ErrorObserver[] = [];
-    const block: BlockRuntime = { index: bp.index, zones: bp.zones, chain: null, responseObservers, errorObservers, metrics: false };
+    const block: BlockRuntime = { index: bp.index, zones: bp.zones, chain: null, responseObservers, errorObservers, metrics: false, memo: false };
     const peers = new Map<string, Handler>();
     const servers = this.plan.listeners.filter((l) => l.blocks.includes(bp)).map((l) => l.label);
     const pluginNames = bp.directives.map((d) => d.def.name);
@@ -135,6 +138,7 @@ export class Instance implements InstanceApi {
       if (h) { handlers.push(h); peers.set(d.def.name, h); }
     }
     block.chain = compileChain(handlers);
+    block.memo = handlers.length > 0 && handlers.every((h) => h.memo === true) && responseObservers.length === 0;
     return block;
   }
 
@@ -158,6 +162,8 @@ export class Runtime {
   readonly opts: Required<Pick<RuntimeOptions, 'log' | 'defaultPort' | 'maxUdpSize' | 'drainMs'>> & RuntimeOptions & { listener: Partial<ListenerOptions> };
   readonly role: Role;
   private readonly dns = new Map<string, DnsListener>();
+  /** Reply memo counts by listen address label, kept across reloads. */
+  private readonly memoCounts = new Map<string, MemoCounts>();
   private readonly muxes = new Map<string, HttpMux>();
   private current: Instance | undefined;
   private reloading: Promise<unknown> = Promise.resolve();
@@ -174,6 +180,17 @@ export class Runtime {
         const b = l.udpBuffers;
         return b ? [{ label: l.ctx.server, ...b }] : [];
       }));
+      replyMemoMetrics(this.metrics, () => {
+        // Listeners with one label (several bind addresses) share their counts: one row each.
+        const rows = new Map<string, { label: string; counts: MemoCounts; entries: number; bytes: number }>();
+        for (const l of this.listeners) {
+          const m = l.ctx.memo;
+          if (!m) continue;
+          const r = rows.get(l.ctx.server);
+          if (r) { r.entries += m.size; r.bytes += m.heldBytes; } else rows.set(l.ctx.server, { label: l.ctx.server, counts: m.counts, entries: m.size, bytes: m.heldBytes });
+        }
+        return [...rows.values()];
+      });
     }
   }
 
@@ -248,7 +265,11 @@ export class Runtime {
       zone, block: b, stats: b.metrics ? new ZoneStats(this.families, label, zone) : null,
     })));
     void inst;
-    return { server: label, router: new Router(routes), log: this.log, panics: this.families.panics, maxUdpSize: this.opts.maxUdpSize };
+    const entries = this.opts.memoEntries ?? defaultMemoOptions.entries;
+    let counts = this.memoCounts.get(label);
+    if (!counts) { counts = newMemoCounts(); this.memoCounts.set(label, counts); }
+    const memo = entries > 0 && blocks.some((b) => b.memo) ? new ReplyMemo(this.opts.maxUdpSize, { entries }, counts) : null;
+    return { server: label, router: new Router(routes), log: this.log, panics: this.families.panics, maxUdpSize: this.opts.maxUdpSize, memo };
   }
 
   /** Point listeners at an instance's blocks, opening new addresses; returns listeners no longer used. */

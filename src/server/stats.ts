@@ -1,6 +1,7 @@
 // coredns_dns_* metrics, recorded by the server after each write. Children are resolved once per
 // (listener, zone) and then found by small-integer indexes: a query costs a few array reads and
 // property increments, no string building and no prom-client calls (src/fastmetrics.ts).
+import type { MemoCounts } from './memo.ts';
 import type { Metrics } from '../metrics.ts';
 import { durationBuckets, sizeBuckets } from '../metrics.ts';
 import { type CounterChild, type FastCounter, type FastHistogram, type HistogramChild } from '../fastmetrics.ts';
@@ -136,4 +137,30 @@ export function udpBufferMetrics(m: Metrics, buffers: () => Array<{ label: strin
   }, 'max');
   each('coredns_dns_udp_receive_buffer_bytes', 'Receive buffer of the server\'s UDP socket as the kernel reports it (SO_RCVBUF, twice the granted request on Linux).', 'receive');
   each('coredns_dns_udp_send_buffer_bytes', 'Send buffer of the server\'s UDP socket as the kernel reports it (SO_SNDBUF, twice the granted request on Linux).', 'send');
+}
+
+/** clusterdns_reply_memo_*: how often replies were reused (src/server/memo.ts), per listen address. */
+export function replyMemoMetrics(m: Metrics, rows: () => Array<{ label: string; counts: MemoCounts; entries: number; bytes: number }>): void {
+  m.counter('clusterdns_reply_memo_lookups_total',
+    'Queries looked up in the reply memo, by result: hit (answered from it), miss (nothing kept), stale (kept but no longer valid).',
+    ['server', 'result'], function collect() {
+      this.reset();
+      for (const r of rows()) {
+        this.inc({ server: r.label, result: 'hit' }, r.counts.hits);
+        this.inc({ server: r.label, result: 'miss' }, r.counts.misses);
+        this.inc({ server: r.label, result: 'stale' }, r.counts.stale);
+      }
+    });
+  m.counter('clusterdns_reply_memo_inserts_total', 'Replies stored in the reply memo.', ['server'], function collect() {
+    this.reset();
+    for (const r of rows()) this.inc({ server: r.label }, r.counts.inserts);
+  });
+  m.gauge('clusterdns_reply_memo_entries', 'Replies held in the reply memo.', ['server'], function collect() {
+    this.reset();
+    for (const r of rows()) this.set({ server: r.label }, r.entries);
+  });
+  m.gauge('clusterdns_reply_memo_bytes', 'Bytes of replies held in the reply memo.', ['server'], function collect() {
+    this.reset();
+    for (const r of rows()) this.set({ server: r.label }, r.bytes);
+  });
 }
