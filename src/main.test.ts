@@ -20,6 +20,21 @@ describe('parseArgs', () => {
   });
 });
 
+describe('parseArgs -memo', () => {
+  it('absent is the default (undefined), a count, or 0 to turn the reply memo off', () => {
+    expect(parseArgs([]).memo).toBeUndefined();
+    expect(parseArgs(['-memo', '0']).memo).toBe(0);
+    expect(parseArgs(['--memo=4096']).memo).toBe(4096);
+  });
+
+  it('rejects what is not a count', () => {
+    for (const v of ['-1', 'lots', '1.5', String((1 << 20) + 1)]) {
+      expect(() => parseArgs(['-memo', v])).toThrow(UsageError);
+    }
+    expect(() => parseArgs(['-memo'])).toThrow('flag needs an argument: -memo');
+  });
+});
+
 describe('usableCores', () => {
   const files = (m: Record<string, string>) => (p: string) => {
     if (!(p in m)) throw new Error(`ENOENT: ${p}`);

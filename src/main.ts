@@ -17,13 +17,15 @@ export interface CliArgs {
   quiet: boolean;
   /** Threads answering DNS: 1 (default) = one thread does everything; N > 1 = main + N workers. */
   workers: number;
+  /** Reply memo slots per listen address (src/server/memo.ts); 0 turns it off; undefined: default. */
+  memo: number | undefined;
 }
 
 export class UsageError extends Error {}
 
 /** Go flag syntax: -flag, --flag, -flag=value, -flag value; booleans take no value. */
 export function parseArgs(argv: string[]): CliArgs {
-  const out: CliArgs = { conf: 'Corefile', dnsPort: 53, version: false, plugins: false, quiet: false, workers: 1 };
+  const out: CliArgs = { conf: 'Corefile', dnsPort: 53, version: false, plugins: false, quiet: false, workers: 1, memo: undefined };
   const bools = new Set(['version', 'plugins', 'quiet']);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -39,13 +41,17 @@ export function parseArgs(argv: string[]): CliArgs {
       else out.quiet = on;
       continue;
     }
-    if (name !== 'conf' && name !== 'dns.port' && name !== 'workers') throw new UsageError(`flag provided but not defined: -${name}`);
+    if (name !== 'conf' && name !== 'dns.port' && name !== 'workers' && name !== 'memo') throw new UsageError(`flag provided but not defined: -${name}`);
     if (value === undefined) {
       value = argv[++i];
       if (value === undefined) throw new UsageError(`flag needs an argument: -${name}`);
     }
     if (name === 'conf') out.conf = value;
     else if (name === 'workers') out.workers = parseWorkers(value);
+    else if (name === 'memo') {
+      if (!/^\d+$/.test(value) || Number(value) > 1 << 20) throw new UsageError(`invalid value "${value}" for flag -memo (want 0-1048576 replies; 0 turns the reply memo off)`);
+      out.memo = Number(value);
+    }
     else {
       if (!/^\d+$/.test(value) || Number(value) > 65535) throw new UsageError(`invalid value "${value}" for flag -dns.port`);
       out.dnsPort = Number(value);
@@ -82,7 +88,7 @@ export function parseWorkers(value: string): number {
   return Number(value);
 }
 
-const usage = 'usage: clusterdns [-conf FILE] [-dns.port N] [-workers N|auto] [-plugins] [-quiet] [-version]';
+const usage = 'usage: clusterdns [-conf FILE] [-dns.port N] [-workers N|auto] [-memo N] [-plugins] [-quiet] [-version]';
 
 export async function main(argv: string[], log: Logger = createLogger()): Promise<Runtime | undefined> {
   let args: CliArgs;
@@ -105,11 +111,11 @@ export async function main(argv: string[], log: Logger = createLogger()): Promis
   // One worker is today's single thread: no pool, no extra thread, nothing changes.
   let rt: Runtime;
   if (args.workers > 1) {
-    const pool = new WorkerPool({ count: args.workers, log, defaultPort: args.dnsPort });
+    const pool = new WorkerPool({ count: args.workers, log, defaultPort: args.dnsPort, ...(args.memo !== undefined ? { memoEntries: args.memo } : {}) });
     rt = new Runtime({ log, defaultPort: args.dnsPort, role: 'main', dataPlane: pool, newLink: pool.newLink });
     rt.metrics.addRemote(() => pool.collect());
   } else {
-    rt = new Runtime({ log, defaultPort: args.dnsPort });
+    rt = new Runtime({ log, defaultPort: args.dnsPort, ...(args.memo !== undefined ? { memoEntries: args.memo } : {}) });
   }
   try {
     if (!existsSync(args.conf)) throw new Error(`open ${args.conf}: no such file or directory`);

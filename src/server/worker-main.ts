@@ -16,6 +16,7 @@ const log = createLogger();
 const rt = new Runtime({
   log, defaultPort: init.defaultPort, role: 'worker', drainMs: init.drainMs,
   ...(init.maxUdpSize !== undefined ? { maxUdpSize: init.maxUdpSize } : {}),
+  ...(init.memoEntries !== undefined ? { memoEntries: init.memoEntries } : {}),
   listener: { ...init.listener, reusePort: true },
 });
 let prepared: Instance | undefined;

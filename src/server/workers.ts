@@ -25,6 +25,8 @@ export interface WorkerInit {
   listener: Partial<ListenerOptions>;
   /** How long a worker waits for main to answer a call (a kubernetes lookup) before SERVFAIL. */
   callTimeoutMs: number;
+  /** Reply memo slots per listen address (-memo); undefined: the default. */
+  memoEntries: number | undefined;
 }
 
 /** Main → worker requests. */
@@ -63,6 +65,8 @@ export interface WorkerPoolOptions {
   drainMs?: number;
   listener?: Partial<ListenerOptions>;
   callTimeoutMs?: number;
+  /** Reply memo slots per listen address in each worker (-memo). */
+  memoEntries?: number;
   /** Young generation of each worker's heap, MiB (default 16). */
   youngGenerationMb?: number;
   /** A worker died outside shutdown (a crash, or loop's fatal exit). Default: exit the process. */
@@ -198,6 +202,7 @@ export class WorkerPool implements DataPlane {
       drainMs: this.opts.drainMs ?? 5_000,
       listener: this.opts.listener ?? {},
       callTimeoutMs: this.opts.callTimeoutMs ?? 5_000,
+      memoEntries: this.opts.memoEntries,
     };
     // V8 grows a busy isolate's young generation up to 128 MiB here; with a thread per core that
     // adds up. Replies die young, so a small one costs little: the scavenges stay cheap.
