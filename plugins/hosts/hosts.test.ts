@@ -243,6 +243,35 @@ describe('hosts: reload and metrics', () => {
     await s.stop();
   });
 
+  it('reply memo: replies (answers and fallthroughs alike) depend on the table, which a changed file retires', async () => {
+    const p = hostsFile('10.0.0.1 node1.example.org\n');
+    const s = await setup(`hosts ${p} example.org {\n fallthrough\n}`);
+    expect(s.h.memo).toBe(true);
+    const ask = async (name: string, type: number) => {
+      const req = makeRequest(name, type);
+      await serve(s.h, req, nextMark);
+      return req;
+    };
+    const answered = await ask('node1.example.org.', Type.A);
+    const passed = await ask('node2.example.org.', Type.A); // fallthrough: the next plugin answers
+    const ptr = await ask('9.9.9.9.in-addr.arpa.', Type.PTR);
+    const outside = await ask('example.com.', Type.A); // not ours: the table was never read
+    for (const r of [answered, passed, ptr]) {
+      expect(r.memoOff).toBe(false);
+      expect(r.memoDep?.valid()).toBe(true);
+    }
+    expect(outside.memoDep).toBeUndefined();
+    // A touch changes nothing; new content does: every reply that read the old table is out of date.
+    utimesSync(p, new Date(), new Date(Date.now() + 5000));
+    await s.h.data.refresh();
+    expect(answered.memoDep!.valid()).toBe(true);
+    writeFileSync(p, '10.0.0.1 node1.example.org\n10.0.0.2 node2.example.org\n');
+    expect(await s.h.data.refresh()).toBe(true);
+    for (const r of [answered, passed, ptr]) expect(r.memoDep!.valid()).toBe(false);
+    expect((await ask('node2.example.org.', Type.A)).memoDep!.valid()).toBe(true);
+    await s.stop();
+  });
+
   it('does not start a timer with reload 0', async () => {
     const s = await setup(`hosts ${hostsFile('10.0.0.1 node1\n')} {\n reload 0\n}`);
     expect(s.startup).toHaveLength(0);

@@ -79,7 +79,9 @@ export class HostsData {
     // A touch, or a ConfigMap symlink swap with the same content: nothing to parse.
     if (prev && prev.text === text) return false;
     this.file = parseHosts(text, this.cfg.zones, this.cfg.reverse);
+    const old = this.table;
     this.table = new HostsTable([this.file, this.inline], this.cfg.ttl, this.cfg.zones);
+    old.retired = true;
     this.log.debug(`Parsed hosts file into ${this.table.entries} entries`);
     this.metrics?.entries(this.table.entries);
     this.metrics?.reloaded(st.mtimeMs / 1000);
@@ -90,6 +92,7 @@ export class HostsData {
 /** The hosts handler: A, AAAA and PTR from the data, NODATA/NXDOMAIN for names it owns, next otherwise. */
 export class HostsHandler implements Handler {
   readonly name = 'hosts';
+  readonly memo = true;
   readonly data: HostsData;
   private readonly zones: string[];
   private readonly fall: string[] | null;
@@ -105,12 +108,15 @@ export class HostsHandler implements Handler {
     const qtype = req.qtype;
     const table = this.data.table;
     if (qtype === Type.PTR) {
+      // Whatever happens next was decided by the table: the reply is current while the table is.
+      req.memoDependsOn(table);
       // As CoreDNS: reverse names need not be in the zones, and a miss always goes on (the reverse
       // zones usually belong to another plugin too).
       const ptr = table.ptr.get(name);
       return ptr ? this.answer(req, ptr) : next(req);
     }
     if (matchZone(name, this.zones) === undefined) return next(req);
+    req.memoDependsOn(table);
     let rrs: RR[] | undefined;
     if (qtype === Type.A) rrs = table.a.get(name);
     else if (qtype === Type.AAAA) rrs = table.aaaa.get(name);

@@ -95,6 +95,11 @@ export class HostsTable {
   /** Names that have no records but names below them (empty non-terminals), up to the zone apex. */
   readonly empty = new Set<string>();
   readonly entries: number;
+  /** Replaced by a newer table (the file changed): replies built from this one are out of date. */
+  retired = false;
+
+  /** For the reply memo (src/server/memo.ts): a reply that read this table is current while it is. */
+  valid(): boolean { return !this.retired; }
 
   constructor(sources: readonly HostsEntries[], ttl: number, zones: readonly string[]) {
     let entries = 0;
