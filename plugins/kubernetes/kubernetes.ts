@@ -8,6 +8,7 @@
 import { isSubdomain, matchZone } from '../../src/dns/name.ts';
 import { type Msg, type PrebuiltWire, type RR, Class, Rcode, Type } from '../../src/dns/types.ts';
 import type { Handler, Next, Reply } from '../../src/plugin.ts';
+import type { MemoValidity } from '../../src/server/memo.ts';
 import type { Request } from '../../src/request.ts';
 import type { KubernetesConfig } from './config.ts';
 import { resolve, type ResolveConfig } from './resolve.ts';
@@ -26,19 +27,21 @@ export interface KubernetesHandlerOptions {
   freeze?: boolean;
 }
 
-/** A reply and whether it is still current (for the reply memo: src/server/memo.ts). */
+/**
+ * A reply and what says whether it is still current. `validity` is small and holds no reply: the
+ * reply memo (src/server/memo.ts) keeps it, and must not keep the message alive with it.
+ */
 export interface ZoneAnswer {
   readonly msg: Msg;
+  readonly validity: MemoValidity;
   valid(): boolean;
 }
 
-/** A cached reply with the zone cells it read and their generations then. */
-class Entry implements ZoneAnswer {
-  readonly msg: Msg;
+/** The zone cells a reply read and their generations then: current while none moved. */
+class CellStamp implements MemoValidity {
   readonly cells: Cell[];
   readonly gens: number[];
-  constructor(msg: Msg, cells: Cell[]) {
-    this.msg = msg;
+  constructor(cells: Cell[]) {
     this.cells = cells;
     this.gens = cells.map((c) => c.gen);
   }
@@ -47,6 +50,18 @@ class Entry implements ZoneAnswer {
     for (let i = 0; i < cells.length; i++) if (cells[i]!.gen !== gens[i]) return false;
     return true;
   }
+}
+
+/** A cached reply with the zone cells it read. */
+class Entry implements ZoneAnswer {
+  readonly msg: Msg;
+  readonly validity: CellStamp;
+  constructor(msg: Msg, cells: Cell[]) {
+    this.msg = msg;
+    this.validity = new CellStamp(cells);
+  }
+  get cells(): readonly Cell[] { return this.validity.cells; }
+  valid(): boolean { return this.validity.valid(); }
 }
 
 /**
@@ -96,7 +111,7 @@ export abstract class ZoneHandler implements Handler {
       if (this.fallsThrough(name)) return next(req);
       if (!this.synced()) { req.noMemo(); return this.notSynced(req, msg); }
     }
-    req.memoDependsOn(a);
+    req.memoDependsOn(a.validity);
     if (msg.wire || req.qname === name) return msg;
     return withOwnerCase(msg, name, req.qname);
   }

@@ -114,10 +114,19 @@ interface Waiting { key: string; name: string; qtype: number; resolve: (a: Remot
 /** A reply from main with its stamp: valid while the zone cells it read have not moved. */
 class RemoteAnswer implements ZoneAnswer {
   readonly msg: Msg;
-  readonly stamp: Stamp;
-  private readonly reader: SlotReader;
+  readonly validity: SlotStamp;
   constructor(msg: Msg, stamp: Stamp, reader: SlotReader) {
     this.msg = msg;
+    this.validity = new SlotStamp(stamp, reader);
+  }
+  valid(): boolean { return this.validity.valid(); }
+}
+
+/** A reply's stamp as a worker checks it: current while the shared slots it names have not moved. */
+class SlotStamp {
+  readonly stamp: Stamp;
+  private readonly reader: SlotReader;
+  constructor(stamp: Stamp, reader: SlotReader) {
     this.stamp = stamp;
     this.reader = reader;
   }
