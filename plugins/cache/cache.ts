@@ -88,7 +88,7 @@ interface Entry {
   /** Prefetch popularity: hits with no gap longer than the window, and the last one. */
   hits: number;
   lastHit: number;
-  /** What a reuse of a reply from this entry repeats (see memoTerms), and for whose counters. */
+  /** With prefetch: what a reuse of a reply from this entry repeats (see memoTerms), for whose counters. */
   memoHit?: (now: number) => void;
   memoCounts?: ServerCounts;
 }
@@ -129,6 +129,8 @@ export class Cache implements Handler {
   private readonly pcache: LRUCache<number, Entry>;
   private readonly ncache: LRUCache<number, Entry>;
   private readonly inflight = new Map<number, Flight>();
+  /** The reply memo's hit counters per server's counts: [success, denial] (see memoTerms). */
+  private readonly memoCounters = new Map<ServerCounts, [() => void, () => void]>();
   /** Whose query caused the insert that is evicting (for the evictions counter's server label). */
   private inserting: ServerCounts | undefined;
 
@@ -208,19 +210,31 @@ export class Cache implements Handler {
     const shift = this.clock === undefined ? 0 : performance.now() - now;
     req.memoValidUntil(until + shift);
     if (!this.cfg.keepTtl) req.memoAging(e.storedAt + shift, delta);
+    const success = e.kind === 'success';
+    if (p.amount === 0) {
+      // One counter closure per server and kind, shared by every entry: a kept reply must not keep
+      // the cache entry (its message) alive after the cache let it go.
+      let fns = this.memoCounters.get(counts);
+      if (fns === undefined) {
+        fns = [
+          () => { counts.requests++; counts.hitsSuccess++; },
+          () => { counts.requests++; counts.hitsDenial++; },
+        ];
+        this.memoCounters.set(counts, fns);
+      }
+      req.memoOnHit(fns[success ? 0 : 1]);
+      return;
+    }
+    // With prefetch a reuse also counts towards the entry's popularity, as a hit does.
     if (e.memoCounts !== counts || e.memoHit === undefined) {
-      const success = e.kind === 'success';
-      const prefetch = p.amount > 0;
       const clock = this.clock;
       e.memoCounts = counts;
       e.memoHit = (t: number) => {
         counts.requests++;
         if (success) counts.hitsSuccess++; else counts.hitsDenial++;
-        if (prefetch) {
-          const at = clock !== undefined ? clock() : t;
-          if (at - e.lastHit > p.windowMs) e.hits = 1; else e.hits++;
-          e.lastHit = at;
-        }
+        const at = clock !== undefined ? clock() : t;
+        if (at - e.lastHit > p.windowMs) e.hits = 1; else e.hits++;
+        e.lastHit = at;
       };
     }
     req.memoOnHit(e.memoHit);
