@@ -250,7 +250,8 @@ export class ReplyMemo {
 
   /**
    * Offer the reply the chain produced for `raw` under the request's terms. `ttlOffsets`: where the
-   * reply's TTLs are, when known (a reply written from prebuilt wire), for replies that age.
+   * reply's TTLs are, given exactly when the reply was copied from prebuilt wire (for replies that
+   * age, and the only replies whose records sit where shuffle runs say).
    */
   offer(raw: Uint8Array, tcp: boolean, terms: MemoTerms, now: number, reply: Uint8Array, stats: MemoStats | null,
     qtype: number, rcode: number, plugin: string, ttlOffsets: Uint32Array | undefined): void {
@@ -259,6 +260,9 @@ export class ReplyMemo {
     // TTLs that age but cannot be found in the bytes: reusable only until they next change.
     if (ages && ttlOffsets === undefined) until = Math.min(until, terms.memoAgeFrom + (terms.memoAgeDelta + 1) * 1000);
     if (terms.memoOff || until <= now || reply.length > MAX_REPLY || reply.length < 12) return;
+    // Shuffle runs are offsets in the prebuilt wire: a reply encoded instead (truncated for a small
+    // UDP size) has fewer records, elsewhere, and shuffling it would scramble its bytes.
+    if (terms.memoShuffle !== undefined && ttlOffsets === undefined) return;
     if (!this.scan(raw, tcp)) return;
     const h = this.sHash;
     const slot = h & this.mask;
