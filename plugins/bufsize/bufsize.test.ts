@@ -53,4 +53,13 @@ describe('bufsize: handler', () => {
     expect(await sizeSeen(makeRequest('a.', Type.A))).toBe(512);
     expect(await sizeSeen(makeRequest('a.', Type.A, { proto: 'tcp', edns: { udpSize: 4096 } }))).toBe(65535);
   });
+
+  it('is transparent to the reply memo: memo-aware, and the terms are the next plugin\'s', async () => {
+    expect(h.memo).toBe(true);
+    const req = makeRequest('a.', Type.A, { edns: { udpSize: 4096 } });
+    await serve(h, req, (r) => { r.memoValidUntil(42); return r.reply(); });
+    expect(req.memoOff).toBe(false);
+    expect(req.memoUntil).toBe(42);
+    expect(req.memoDep).toBeUndefined();
+  });
 });

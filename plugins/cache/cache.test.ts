@@ -555,6 +555,138 @@ describe('cache: servfail', () => {
   });
 });
 
+describe('cache: reply memo terms', () => {
+  it('a hit may be reused until the entry expires, aged from when it was stored (the test clock translated to performance.now())', async () => {
+    const { cache, advance } = setup();
+    const up = upstream((r) => A(r.qname, 300));
+    const miss = q('example.org.');
+    await serve(cache, miss, up.next);
+    expect(miss.memoOff).toBe(true);
+    advance(10.5);
+    const req = q('example.org.');
+    const before = performance.now();
+    const m = cache.serveDNS(req, up.next) as Msg;
+    const after = performance.now();
+    expect(req.memoOff).toBe(false);
+    // Stored 10.5 s ago on the cache's clock, expiring 300 s after that: the same instants on the memo's.
+    expect(req.memoAgeFrom).toBeGreaterThanOrEqual(before - 10_500 - 1e-6);
+    expect(req.memoAgeFrom).toBeLessThanOrEqual(after - 10_500 + 1e-6);
+    expect(req.memoUntil - req.memoAgeFrom).toBeCloseTo(300_000, 3);
+    // The TTLs as served were aged by the same whole seconds the memo starts from.
+    expect(m.ttlDelta).toBe(10);
+    expect(req.memoAgeDelta).toBe(10);
+    sortAndCheck(onWire(req, m), { answer: ['example.org. 290 IN A 10.0.0.1'] });
+  });
+
+  it('without a test clock, until is the expiry and the age counts from the store, both on performance.now()', async () => {
+    const f = fakeEnv();
+    const cache = createCache(defaultConfig(['.']), f.env);
+    const up = upstream((r) => A(r.qname, 300));
+    const before = performance.now();
+    await serve(cache, q('example.org.'), up.next);
+    const req = q('example.org.');
+    await serve(cache, req, up.next);
+    expect(req.memoAgeFrom).toBeGreaterThanOrEqual(before);
+    expect(req.memoAgeFrom).toBeLessThanOrEqual(performance.now());
+    expect(req.memoUntil - req.memoAgeFrom).toBe(300_000);
+    expect(req.memoAgeDelta).toBe(0);
+  });
+
+  it('keepttl: until the expiry, no aging', async () => {
+    const { cache } = setup((c) => { c.keepTtl = true; });
+    const up = upstream((r) => A(r.qname, 300));
+    await serve(cache, q('example.org.'), up.next);
+    const req = q('example.org.');
+    await serve(cache, req, up.next);
+    expect(req.memoOff).toBe(false);
+    expect(Number.isNaN(req.memoAgeFrom)).toBe(true);
+    expect(req.memoUntil).toBeLessThan(Infinity);
+  });
+
+  it('with prefetch, until is when a hit would first look at prefetching', async () => {
+    const { cache, advance } = setup((c) => { c.prefetch = { amount: 2, windowMs: 60_000, percentage: 10 }; });
+    const up = upstream((r) => A(r.qname, 100));
+    await serve(cache, q('example.org.'), up.next);
+    const req = q('example.org.');
+    await serve(cache, req, up.next);
+    // TTL 100, prefetch at 10 s left: 90 s after the store.
+    expect(req.memoUntil - req.memoAgeFrom).toBeCloseTo(90_000, 3);
+    // Past that point a hit is answered with an until already gone: the memo does not keep it.
+    advance(90);
+    const late = q('example.org.');
+    await serve(cache, late, up.next);
+    expect(late.memoUntil).toBeLessThanOrEqual(performance.now());
+  });
+
+  it('a reuse counts as a hit does (success and denial), through one counter per server and kind', async () => {
+    const { cache, env } = setup();
+    const up = upstream((r) => (r.name.startsWith('nx') ? { rcode: Rcode.NXDOMAIN, ns: [SOA()] } : A(r.qname)));
+    const names = ['a.example.org.', 'b.example.org.', 'nx.example.org.'];
+    for (const n of names) await serve(cache, q(n), up.next);
+    const [a, b, nx] = names.map((n) => q(n));
+    for (const r of [a!, b!, nx!]) await serve(cache, r, up.next);
+    const other = q('a.example.org.', Type.A, { server: 'dns://127.0.0.1:1053' });
+    await serve(cache, other, up.next);
+    // Shared by entries (a kept reply does not keep a cache entry alive), apart per kind and server.
+    expect(a!.memoHit).toBeDefined();
+    expect(a!.memoHit).toBe(b!.memoHit);
+    expect(nx!.memoHit).not.toBe(a!.memoHit);
+    expect(other.memoHit).not.toBe(a!.memoHit);
+    const labels = { server: 'dns://:53' };
+    expect(await metric(env, 'coredns_cache_requests_total', labels)).toBe(6);
+    a!.memoHit!(performance.now());
+    b!.memoHit!(performance.now());
+    nx!.memoHit!(performance.now());
+    expect(await metric(env, 'coredns_cache_requests_total', labels)).toBe(9);
+    expect(await metric(env, 'coredns_cache_hits_total', { ...labels, type: 'success' })).toBe(4);
+    expect(await metric(env, 'coredns_cache_hits_total', { ...labels, type: 'denial' })).toBe(2);
+    expect(await metric(env, 'coredns_cache_misses_total', labels)).toBe(3);
+    expect(await metric(env, 'coredns_cache_requests_total', { server: 'dns://127.0.0.1:1053' })).toBe(1);
+  });
+
+  it('with prefetch, a reuse also makes the entry popular, as a hit does', async () => {
+    const { cache, advance, env } = setup((c) => { c.prefetch = { amount: 3, windowMs: 120_000, percentage: 10 }; });
+    const up = upstream((r) => A(r.qname, 100));
+    await serve(cache, q('reused.example.org.'), up.next);
+    await serve(cache, q('asked.example.org.'), up.next);
+    advance(10);
+    const reused = q('reused.example.org.');
+    await serve(cache, reused, up.next); // 1 hit
+    await serve(cache, q('asked.example.org.'), up.next); // 1 hit
+    reused.memoHit!(performance.now());
+    reused.memoHit!(performance.now()); // reused twice from the memo: 3
+    expect(await metric(env, 'coredns_cache_hits_total', { type: 'success' })).toBe(4);
+    advance(81); // 9 s left: within 10%
+    await serve(cache, q('reused.example.org.'), up.next); // 4 >= 3: prefetch
+    await serve(cache, q('asked.example.org.'), up.next); // 2 < 3: not popular enough
+    await settle();
+    expect(up.calls).toBe(3);
+    expect(up.seen[2]!.name).toBe('reused.example.org.');
+  });
+
+  it('a miss and a stale answer are not reusable', async () => {
+    const { cache, advance } = setup((c) => { c.serveStale = { ms: 3_600_000, verify: false }; });
+    const up = upstream((r) => A(r.qname, 10));
+    const miss = q('example.org.');
+    await serve(cache, miss, up.next);
+    expect(miss.memoOff).toBe(true);
+    advance(15);
+    const stale = q('example.org.');
+    sortAndCheck(onWire(stale, await serve(cache, stale, up.next)), { answer: ['example.org. 0 IN A 10.0.0.1'] });
+    expect(stale.memoOff).toBe(true);
+    await settle();
+    const verify = setup((c) => { c.serveStale = { ms: 3_600_000, verify: true }; });
+    await serve(verify.cache, q('example.org.'), up.next);
+    verify.advance(15);
+    const refreshed = q('example.org.');
+    await serve(verify.cache, refreshed, up.next);
+    expect(refreshed.memoOff).toBe(true);
+    const uncached = q('example.com.');
+    await serve(cache, uncached, (r) => reply(r, { rcode: Rcode.REFUSED }));
+    expect(uncached.memoOff).toBe(true);
+  });
+});
+
 describe('cache: capacity and metrics', () => {
   it('evicts the least recently used entry and counts it', async () => {
     const { cache, env } = setup((c) => { c.success.capacity = 3; });

@@ -108,6 +108,22 @@ describe('forward: forwarding', () => {
     expect(u.queries.map((q) => q.name)).toEqual(['www.example.org.', 'example.org.']);
   });
 
+  it('reply memo: an answer from upstream is never reused; queries it passes on keep their terms', async () => {
+    const u = await upstream();
+    u.handle(answerA('10.0.0.1'));
+    const { h } = forward(`forward example.org ${u.addr} {\nexcept internal.example.org\n}`);
+    expect(h.memo).toBe(true);
+    const next: Next = (r) => r.reply(Rcode.NXDOMAIN);
+    const forwarded = makeRequest('www.example.org.', Type.A);
+    expect((await serve(h, forwarded, next)).rcode).toBe(Rcode.NOERROR);
+    expect(forwarded.memoOff).toBe(true);
+    for (const name of ['x.internal.example.org.', 'example.com.']) {
+      const passed = makeRequest(name, Type.A);
+      await serve(h, passed, next);
+      expect(passed.memoOff).toBe(false);
+    }
+  });
+
   it('forwards over TCP when the client used TCP, and with force_tcp', async () => {
     const u = await upstream();
     u.handle(answerA('10.0.0.2'));

@@ -137,6 +137,34 @@ describe('RemoteZone (worker side of the kubernetes plugin)', () => {
     expect(remote.namespaceOfIP('10.244.0.7')).toBeUndefined();
   });
 
+  it('reply memo: a reply is current while the shared slots of its stamp are (a small object, no reply)', async () => {
+    const { zone, handler, table } = setup();
+    const asked = async (name: string) => {
+      const req = makeRequest(name, Type.A);
+      await serve(handler, req);
+      return req;
+    };
+    const web = await asked('web.apps.svc.cluster.local.'); // through main
+    const webHit = await asked('WEB.apps.svc.cluster.local.'); // from the worker's cache
+    const db = await asked('db.apps.svc.cluster.local.');
+    for (const r of [web, webHit, db]) {
+      expect(r.memoOff).toBe(false);
+      expect(r.memoDep?.valid()).toBe(true);
+    }
+    expect('msg' in web.memoDep!).toBe(false);
+    zone.upsertService(svc('apps', 'db', '10.0.0.66'));
+    expect(db.memoDep!.valid()).toBe(false);
+    expect(web.memoDep!.valid()).toBe(true);
+    expect(webHit.memoDep!.valid()).toBe(true);
+    table.newEpoch(); // every stamp handed out so far
+    expect(web.memoDep!.valid()).toBe(false);
+    expect(webHit.memoDep!.valid()).toBe(false);
+    table.setSynced(false);
+    const nx = await asked('nope.apps.svc.cluster.local.');
+    expect(nx.memoOff).toBe(true);
+    expect(nx.memoDep).toBeUndefined();
+  });
+
   it('bounds the names waiting for main: a miss beyond the bound is SERVFAIL at once, counted', async () => {
     let shed = 0;
     // main never answers (a flood it cannot follow); nothing times out within the test.

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { type Case, makeRequest, serve, sortAndCheck } from '../../test/helpers.ts';
 import { type Msg, type SrvRR, Rcode, Type } from '../../src/dns/types.ts';
 import type { Next } from '../../src/plugin.ts';
+import type { Request } from '../../src/request.ts';
 import { defaultConfig, type KubernetesConfig } from './config.ts';
 import { KubernetesHandler } from './kubernetes.ts';
 import type { SlimEndpoint, SlimEndpointSlice, SlimPort, SlimService } from './objects.ts';
@@ -628,5 +629,83 @@ describe('handler', () => {
     expect(h.namespaceOfIP('172.0.0.2')).toBe('testns');
     expect(h.namespaceOfIP('172.0.0.99')).toBeUndefined();
     expect(h.zones).toEqual(ZONES);
+  });
+});
+
+describe('handler: reply memo terms', () => {
+  /** Serve a query and hand back the request, with the terms the handler left on it. */
+  async function asked(h: KubernetesHandler, name: string, type: number = Type.A): Promise<Request> {
+    const req = makeRequest(name, type);
+    await serve(h, req, nextMarker);
+    return req;
+  }
+
+  it('a reply depends on the zone cells it read: stale after a change to them, current after others', async () => {
+    const z = cluster();
+    const h = new KubernetesHandler(config(), z);
+    const svc1 = await asked(h, 'svc1.testns.svc.cluster.local.');
+    const upper = await asked(h, 'SVC1.TestNS.svc.cluster.local.');
+    const dual = await asked(h, 'svcdual.testns.svc.cluster.local.', Type.AAAA);
+    const hdls = await asked(h, 'hdls1.testns.svc.cluster.local.');
+    const ptr = await asked(h, '1.0.0.10.in-addr.arpa.', Type.PTR);
+    for (const r of [svc1, upper, dual, hdls, ptr]) {
+      expect(r.memoOff).toBe(false);
+      expect(r.memoDep?.valid()).toBe(true);
+    }
+    // A small validity object: the memo keeps it, and must not keep the reply alive with it.
+    expect('msg' in svc1.memoDep!).toBe(false);
+
+    z.upsertService(svc('testns', 'svcdual', { clusterIPs: ['10.0.0.2', 'fd00::22'], ports: [tcp('http', 80)] }));
+    expect(dual.memoDep!.valid()).toBe(false);
+    for (const r of [svc1, upper, hdls, ptr]) expect(r.memoDep!.valid()).toBe(true);
+
+    z.upsertEndpointSlice(slice('testns', 'hdls1-v4', 'hdls1', [ep('172.0.0.2', { hostname: 'pet-0' })], [tcp('http', 8080)]));
+    expect(hdls.memoDep!.valid()).toBe(false);
+    for (const r of [svc1, upper, ptr]) expect(r.memoDep!.valid()).toBe(true);
+
+    z.deleteService('testns', 'svc1');
+    for (const r of [svc1, upper, ptr]) expect(r.memoDep!.valid()).toBe(false);
+    // Asked again: the new reply (NXDOMAIN now) is current.
+    const gone = await asked(h, 'svc1.testns.svc.cluster.local.');
+    expect(gone.memoDep!.valid()).toBe(true);
+  });
+
+  it('a new Service makes an NXDOMAIN stale (negative answers, NODATA too for its serial, read the whole zone); positive answers stay', async () => {
+    const z = cluster();
+    const h = new KubernetesHandler(config(), z);
+    const nx = await asked(h, 'newsvc.testns.svc.cluster.local.');
+    const nodata = await asked(h, 'svc1.testns.svc.cluster.local.', Type.AAAA); // its SOA carries the serial
+    const positive = await asked(h, 'svc1.testns.svc.cluster.local.');
+    expect(nx.memoOff).toBe(false);
+    expect(nx.memoDep!.valid()).toBe(true);
+    z.upsertService(svc('testns', 'newsvc', { clusterIPs: ['10.0.0.50'] }));
+    expect(nx.memoDep!.valid()).toBe(false);
+    expect(nodata.memoDep!.valid()).toBe(false);
+    expect(positive.memoDep!.valid()).toBe(true);
+  });
+
+  it('before the first sync an NXDOMAIN (answered SERVFAIL) is not reusable; what it knows already is', async () => {
+    let synced = false;
+    const h = new KubernetesHandler(config(), cluster(), { synced: () => synced });
+    const nx = await asked(h, 'nosvc.testns.svc.cluster.local.');
+    expect(nx.memoOff).toBe(true);
+    expect(nx.memoDep).toBeUndefined();
+    const known = await asked(h, 'svc1.testns.svc.cluster.local.');
+    expect(known.memoOff).toBe(false);
+    expect(known.memoDep!.valid()).toBe(true);
+    synced = true;
+    const later = await asked(h, 'nosvc.testns.svc.cluster.local.');
+    expect(later.memoOff).toBe(false);
+    expect(later.memoDep!.valid()).toBe(true);
+  });
+
+  it('leaves the terms of a fallthrough and of names outside its zones to the next plugin', async () => {
+    const h = new KubernetesHandler(config({ fallthrough: ['.'] }), cluster(), { synced: () => false });
+    for (const name of ['nosvc.testns.svc.cluster.local.', 'example.com.']) {
+      const req = await asked(h, name);
+      expect(req.memoDep).toBeUndefined();
+      expect(req.memoOff).toBe(false);
+    }
+    expect((await asked(h, 'svc1.testns.svc.cluster.local.')).memoDep!.valid()).toBe(true);
   });
 });

@@ -11,6 +11,8 @@ import type { Request } from '../../src/request.ts';
 import { makeRequest, rr, serve } from '../../test/helpers.ts';
 import { loadbalanceHandler, plugin, type LoadbalanceConfig } from './index.ts';
 import { balance, parseCidr, permuteWire, sectionOrder } from './loadbalance.ts';
+import { finalize } from '../../src/server/pipeline.ts';
+import { shuffleRuns as shuffleWire } from '../../src/server/memo.ts';
 
 function controllers(text: string): Controller[] {
   const cf = parseCorefile(text, { file: 'Corefile', env: {} });
@@ -222,6 +224,113 @@ describe('loadbalance: prebuilt wire', () => {
     const w = prebuild(m);
     expect(permuteWire(w, [3, 0, 0], [[1, 0, 2], null, null])).toBeUndefined();
     expect(permuteWire(w, [4, 0, 0], [[1, 0, 3, 2], null, null])).toBeDefined();
+  });
+});
+
+describe('loadbalance: reply memo terms', () => {
+  const h = loadbalanceHandler({ policy: 'round_robin', prefer: [] });
+  /** A next answering from prebuilt wire, as kubernetes and cache do. */
+  const prebuilt = (answer: string[], extra: string[] = []): Next => (req) => {
+    const m = reply(req, answer, extra);
+    m.wire = prebuild(m);
+    return m;
+  };
+  /** The reply as written (finalize: the prebuilt wire copied), and the req's terms after loadbalance. */
+  async function terms(name: string, type: number, next: Next, handler = h) {
+    const req = makeRequest(name, type);
+    const m = await serve(handler, req, next);
+    return { req, bytes: finalize(req, m, 65535).slice() };
+  }
+  /** Shuffle `bytes` by `runs` many times as the memo does: every section must keep its records. */
+  function checkRuns(bytes: Uint8Array, runs: Int32Array): void {
+    const sorted = (b: Uint8Array) => { const d = decode(b); return [d.answer, d.authority, d.additional].map((s) => text(s).sort()); };
+    const want = sorted(bytes);
+    const b = bytes.slice();
+    for (let i = 0; i < 30; i++) {
+      shuffleWire(b, runs);
+      expect(sorted(b)).toEqual(want);
+    }
+  }
+
+  it('asks a reuse to shuffle the run of A records as it lies in the wire: [start, 16, count]', async () => {
+    const { req, bytes } = await terms('web.ns.svc.cluster.local.', Type.A, prebuilt(fourA));
+    expect(req.memoOff).toBe(false);
+    // Right after the question (12 + 26 name bytes + 4), to the end of the reply.
+    expect([...req.memoShuffle!]).toEqual([42, 16, 4]);
+    expect(42 + 4 * 16).toBe(bytes.length);
+    const ips = decode(bytes).answer.map((r) => r.data);
+    for (let k = 0; k < 4; k++) {
+      const o = 42 + 16 * k;
+      expect([...bytes.subarray(o, o + 12)]).toEqual([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 5, 0, 4]); // owner: pointer to the question
+      expect([...bytes.subarray(o + 12, o + 16)].join('.')).toBe(ips[k]);
+    }
+    checkRuns(bytes, req.memoShuffle!);
+  });
+
+  it('AAAA records: 28 bytes each; behind a CNAME the run starts after it', async () => {
+    const six = ['fd00::1', 'fd00::2', 'fd00::3'].map((ip) => `web.ns.svc.cluster.local. 5 IN AAAA ${ip}`);
+    const v6 = await terms('web.ns.svc.cluster.local.', Type.AAAA, prebuilt(six));
+    expect([...v6.req.memoShuffle!]).toEqual([42, 28, 3]);
+    checkRuns(v6.bytes, v6.req.memoShuffle!);
+    const cname = await terms('www.example.org.', Type.A, prebuilt([
+      'www.example.org. 5 IN CNAME lb.example.org.', 'lb.example.org. 5 IN A 10.0.0.1', 'lb.example.org. 5 IN A 10.0.0.2',
+    ]));
+    const [start, size, count] = cname.req.memoShuffle!;
+    expect([size, count]).toEqual([16, 2]);
+    expect(start! + 2 * 16).toBe(cname.bytes.length);
+    expect(start).toBeGreaterThan(12 + 17 + 4 + 12); // question, then the CNAME record
+    checkRuns(cname.bytes, cname.req.memoShuffle!);
+  });
+
+  it('one run per section that needs one', async () => {
+    const { req, bytes } = await terms('x.example.org.', Type.A, prebuilt(
+      ['x.example.org. 5 IN CNAME a.example.org.', 'a.example.org. 5 IN A 10.0.0.1', 'a.example.org. 5 IN A 10.0.0.2'],
+      ['a.example.org. 5 IN A 10.0.0.3', 'a.example.org. 5 IN A 10.0.0.4', 'a.example.org. 5 IN A 10.0.0.5'],
+    ));
+    const runs = [...req.memoShuffle!];
+    expect(runs).toHaveLength(6);
+    expect([runs[1], runs[2], runs[4], runs[5]]).toEqual([16, 2, 16, 3]);
+    expect(runs[3]).toBe(runs[0]! + 2 * 16);
+    expect(runs[3]! + 3 * 16).toBe(bytes.length);
+    checkRuns(bytes, req.memoShuffle!);
+  });
+
+  it('sets nothing for a reply with nothing to shuffle', async () => {
+    for (const answer of [['one.example.org. 5 IN A 10.0.0.1'], ['www.example.org. 5 IN CNAME one.example.org.', 'one.example.org. 5 IN A 10.0.0.1'], []]) {
+      const { req } = await terms('one.example.org.', Type.A, prebuilt(answer));
+      expect(req.memoOff).toBe(false);
+      expect(req.memoShuffle).toBeUndefined();
+    }
+    const nx = makeRequest('x.example.org.', Type.A);
+    await serve(h, nx, (r) => { const m = reply(r, fourA); m.rcode = Rcode.NXDOMAIN; return m; });
+    expect(nx.memoOff).toBe(false);
+    expect(nx.memoShuffle).toBeUndefined();
+  });
+
+  it('turns the memo off where a reuse could not just shuffle runs of equal records', async () => {
+    const off = async (name: string, type: number, next: Next, handler = h) => {
+      const { req } = await terms(name, type, next, handler);
+      expect(req.memoShuffle).toBeUndefined();
+      return req.memoOff;
+    };
+    // prefer: the order is not a plain shuffle.
+    expect(await off('web.ns.svc.cluster.local.', Type.A, prebuilt(fourA), loadbalanceHandler(parse('loadbalance {\n prefer 10.0.0.0/30\n}')))).toBe(true);
+    // A CNAME after the addresses: balance() regroups.
+    expect(await off('a.example.org.', Type.A, prebuilt(['a.example.org. 5 IN A 10.0.0.1', 'a.example.org. 5 IN A 10.0.0.2', 'a.example.org. 5 IN CNAME b.example.org.']))).toBe(true);
+    // A and AAAA in one run: sizes differ.
+    expect(await off('a.example.org.', Type.ANY, prebuilt(['a.example.org. 5 IN A 10.0.0.1', 'a.example.org. 5 IN AAAA fd00::1']))).toBe(true);
+    // Two MX records: not address records.
+    expect(await off('example.org.', Type.MX, prebuilt(['example.org. 5 IN MX 10 a.example.org.', 'example.org. 5 IN MX 20 b.example.org.']))).toBe(true);
+    // No prebuilt wire: no offsets to shuffle at.
+    expect(await off('web.ns.svc.cluster.local.', Type.A, answering(fourA))).toBe(true);
+  });
+
+  it('leaves a reply the chain already turned off alone', async () => {
+    const req = makeRequest('web.ns.svc.cluster.local.', Type.A);
+    const next = prebuilt(fourA);
+    await serve(h, req, (r) => { r.noMemo(); return next(r); });
+    expect(req.memoOff).toBe(true);
+    expect(req.memoShuffle).toBeUndefined();
   });
 });
 

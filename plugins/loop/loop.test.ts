@@ -116,6 +116,24 @@ describe('loop: detection', () => {
   });
 });
 
+describe('loop: reply memo terms', () => {
+  it('turns the memo off for its probe (every sighting must be counted), only for it', () => {
+    const h = new LoopHandler('.', '1.2.', ':53', () => { throw new Error('no'); });
+    expect(h.memo).toBe(true);
+    const next: Next = (req) => req.reply();
+    const probe = makeRequest('1.2.', Type.HINFO);
+    h.serveDNS(probe, next);
+    expect(probe.memoOff).toBe(true);
+    const again = makeRequest('1.2.', Type.HINFO, { id: 7 });
+    h.serveDNS(again, next);
+    expect(again.memoOff).toBe(true);
+    for (const req of [makeRequest('3.4.', Type.HINFO), makeRequest('1.2.', Type.A), makeRequest('example.org.', Type.A)]) {
+      h.serveDNS(req, next);
+      expect(req.memoOff).toBe(false);
+    }
+  });
+});
+
 describe('loop: README', () => {
   it('every corefile example parses', () => {
     const md = readFileSync(new URL('./README.md', import.meta.url), 'utf8');
