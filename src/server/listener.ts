@@ -163,7 +163,8 @@ export class DnsListener {
       const out = memoReply(this.ctx, msg, 'udp', t0);
       if (out !== null) {
         s.send(out, rinfo.port, rinfo.address);
-        // Sent at once unless the socket had to queue it: then those bytes stay with the queue.
+        // Sent at once unless the socket had to queue it: then those bytes stay with the queue. (This
+        // relies on literalLookup: with Node's default lookup send() itself is deferred a tick.)
         if (s.getSendQueueCount() !== 0) this.ctx.memo.detach();
         memoAnswered(this.ctx, 'udp', familyOf(rinfo.address), msg.length, out.length, t0);
         return;

@@ -275,8 +275,9 @@ export class ReplyMemo {
       if (o !== undefined && this.matches(o, raw)) { at = i; break; }
     }
     if (at < 0) {
+      // The newest always goes to the first way, so a displacement evicts the older of the two.
       if (t[slot] === undefined) at = slot;
-      else if (t[slot + 1] === undefined) at = slot + 1;
+      else if (t[slot + 1] === undefined) { t[slot + 1] = t[slot]; t[slot] = undefined; at = slot; }
       else {
         // Both ways taken: displace only for a question seen before (a flood of one-off names fills
         // free ways once, then costs nothing). `seen` is indexed by other bits of the hash than the

@@ -117,9 +117,9 @@ function writeOut(ctx: PipelineContext, req: Request, route: Route, msg: Msg, se
   if (route.stats) {
     route.stats.record(req.proto, req.family, req.qtype, req.do, req.raw.length, msg.rcode, req.plugin || '', bytes.length, ms / 1000);
   }
-  // Shuffle runs (loadbalance) are offsets in the prebuilt wire: a reply encoded otherwise (too big
-  // for the client's size, so truncated) lays its records out elsewhere, and a reuse would scramble it.
-  if (b.memo && ctx.memo !== null && !req.memoOff && (req.memoShuffle === undefined || finalizedFromWire)) {
+  // TTL offsets go with a reply copied from the prebuilt wire only: an encoded one (truncated for the
+  // client's size) lays its records out elsewhere, and the memo then keeps no shuffle runs for it.
+  if (b.memo && ctx.memo !== null && !req.memoOff) {
     ctx.memo.offer(req.raw, req.proto === 'tcp', req, performance.now(), bytes, route.stats, req.qtype, msg.rcode, req.plugin || '',
       finalizedFromWire ? msg.wire!.ttlOffsets : undefined);
   }
