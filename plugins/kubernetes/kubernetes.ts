@@ -108,7 +108,8 @@ export abstract class ZoneHandler implements Handler {
   private finish(req: Request, next: Next, name: string, a: ZoneAnswer): Reply {
     const msg = a.msg;
     if (msg.rcode === Rcode.NXDOMAIN && msg.answer.length === 0) {
-      if (this.fallsThrough(name)) return next(req);
+      // Passing it on was decided by the zone: whatever answers next is current only while it is.
+      if (this.fallsThrough(name)) { req.memoDependsOn(a.validity); return next(req); }
       if (!this.synced()) { req.noMemo(); return this.notSynced(req, msg); }
     }
     req.memoDependsOn(a.validity);

@@ -699,13 +699,18 @@ describe('handler: reply memo terms', () => {
     expect(later.memoDep!.valid()).toBe(true);
   });
 
-  it('leaves the terms of a fallthrough and of names outside its zones to the next plugin', async () => {
-    const h = new KubernetesHandler(config({ fallthrough: ['.'] }), cluster(), { synced: () => false });
-    for (const name of ['nosvc.testns.svc.cluster.local.', 'example.com.']) {
-      const req = await asked(h, name);
-      expect(req.memoDep).toBeUndefined();
-      expect(req.memoOff).toBe(false);
-    }
+  it('a fallthrough depends on the zone that decided it; names outside its zones are left to the next plugin', async () => {
+    const z = cluster();
+    const h = new KubernetesHandler(config({ fallthrough: ['.'] }), z, { synced: () => false });
+    const passed = await asked(h, 'nosvc.testns.svc.cluster.local.');
+    expect(passed.memoOff).toBe(false);
+    expect(passed.memoDep!.valid()).toBe(true);
+    const outside = await asked(h, 'example.com.');
+    expect(outside.memoDep).toBeUndefined();
+    expect(outside.memoOff).toBe(false);
     expect((await asked(h, 'svc1.testns.svc.cluster.local.')).memoDep!.valid()).toBe(true);
+    // The name comes into existence: what the next plugin said for it is out of date.
+    z.upsertService({ namespace: 'testns', name: 'nosvc', type: 'ClusterIP', clusterIPs: ['10.0.0.99'], externalName: '', ports: [], publishNotReadyAddresses: false });
+    expect(passed.memoDep!.valid()).toBe(false);
   });
 });
