@@ -69,7 +69,7 @@ export interface MemoOptions {
   maxBytes: number;
 }
 
-export const defaultMemoOptions: MemoOptions = { entries: 16384, maxBytes: 4 << 20 };
+export const defaultMemoOptions: MemoOptions = { entries: 8192, maxBytes: 2 << 20 };
 
 /** Counts kept across reloads (one set per listen address): clusterdns_reply_memo_* metrics. */
 export interface MemoCounts {
@@ -82,6 +82,9 @@ export interface MemoCounts {
 }
 
 export function newMemoCounts(): MemoCounts { return { hits: 0, misses: 0, stale: 0, inserts: 0 }; }
+
+/** Slab size for kept keys and replies. */
+const SLAB_BYTES = 64 << 10;
 
 /** Replies larger than this are not kept (big TCP answers: rare, and each would take a lot). */
 const MAX_REPLY = 4096;
@@ -100,7 +103,16 @@ export class ReplyMemo {
   private readonly mask: number;
   private readonly maxBytes: number;
   private readonly maxUdp: number;
+  /** Bytes of the kept entries (questions and replies). */
   private bytes = 0;
+  /**
+   * Keys and replies live in slabs, bump-allocated: one small typed array of its own per entry
+   * would cost about as much again in allocator and ArrayBuffer overhead as the bytes themselves.
+   * Space a dropped entry leaves is not reused; `used` counts it until the next clear().
+   */
+  private slab = new Uint8Array(0);
+  private slabOff = 0;
+  private used = 0;
   readonly counts: MemoCounts;
   // The last scan's results (one query at a time: JavaScript is single-threaded).
   private sHash = 0;
@@ -245,7 +257,7 @@ export class ReplyMemo {
    */
   detach(): void {
     const e = this.last;
-    if (e !== undefined) e.reply = e.reply.slice();
+    if (e !== undefined) e.reply = this.take(e.reply);
   }
 
   /**
@@ -294,19 +306,20 @@ export class ReplyMemo {
     const keyLen = this.sEnd - 12;
     const old = t[at];
     if (old !== undefined) this.drop(at, old);
-    if (this.bytes + keyLen + reply.length > this.maxBytes) this.clear();
-    // Key and reply in one buffer of their own: these live long and must not pin a pooled chunk.
-    const store = new Uint8Array(keyLen + reply.length);
-    store.set(raw.subarray(12, this.sEnd), 0);
-    store.set(reply, keyLen);
+    if (this.used + keyLen + reply.length > this.maxBytes) {
+      this.clear();
+      at = slot;
+    }
+    const key = this.take(raw.subarray(12, this.sEnd));
+    const kept = this.take(reply);
     t[at] = {
       hash: h, flags: this.sFlags, variant: this.sVariant,
-      key: store.subarray(0, keyLen), reply: store.subarray(keyLen),
+      key, reply: kept,
       until, dep: terms.memoDep, hit: terms.memoHit, shuffle: terms.memoShuffle,
       ttlOffsets: ages ? ttlOffsets : undefined, ageFrom: terms.memoAgeFrom, ageDelta: terms.memoAgeDelta,
       stats, qtype, doBit: this.sDo, rcode, plugin,
     };
-    this.bytes += store.length;
+    this.bytes += keyLen + kept.length;
     this.counts.inserts++;
   }
 
@@ -320,6 +333,24 @@ export class ReplyMemo {
     this.table.fill(undefined);
     this.seen.fill(0);
     this.bytes = 0;
+    this.used = 0;
+    this.slab = new Uint8Array(0);
+    this.slabOff = 0;
+  }
+
+  /** A copy of `b` in the current slab (a new slab when it is full; large ones get their own). */
+  private take(b: Uint8Array): Uint8Array {
+    const n = b.length;
+    this.used += n;
+    if (n > SLAB_BYTES / 4) return b.slice();
+    if (this.slabOff + n > this.slab.length) {
+      this.slab = new Uint8Array(SLAB_BYTES);
+      this.slabOff = 0;
+    }
+    const out = this.slab.subarray(this.slabOff, this.slabOff + n);
+    out.set(b);
+    this.slabOff += n;
+    return out;
   }
 }
 

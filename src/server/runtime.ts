@@ -28,7 +28,7 @@ export interface RuntimeOptions {
   defaultPort: number;
   /** Largest UDP reply and the size we advertise (clamped by each client's own). */
   maxUdpSize?: number;
-  /** Reply memo slots per listen address (src/server/memo.ts); 0 turns it off. Default 16384. */
+  /** Reply memo slots per listen address (src/server/memo.ts); 0 turns it off. Default 8192. */
   memoEntries?: number;
   listener?: Partial<ListenerOptions>;
   /** How long to let in-flight queries finish when listeners close. */
