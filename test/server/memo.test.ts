@@ -1,6 +1,7 @@
 // The reply memo (src/server/memo.ts) served for real: a kubeadm-style Corefile over UDP and TCP on
 // loopback, the kubernetes plugin fed by the test API server, forward pointed at a test upstream.
 // Beside it runs the same Corefile with `-memo 0`: the chain's own answers, to compare bytes with.
+import { kubeadmCorefile as kubeadm } from '../fixtures/kubeadm.ts';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -84,30 +85,16 @@ function withoutSerial(m: Msg): Msg {
 const sorted = (xs: string[]) => [...xs].sort();
 
 function kubeadmCorefile(kubeconfig: string, upstream: string): string {
-  // deploy/kubernetes/configmap.yaml's plugins, on loopback (health and ready left out: nothing here
-  // reads them, and they are not in the query path).
-  return `.:0 {
-    bind 127.0.0.1
-    errors
-    kubernetes cluster.local in-addr.arpa ip6.arpa {
-       kubeconfig ${kubeconfig}
-       pods insecure
-       fallthrough in-addr.arpa ip6.arpa
-       ttl 30
-    }
-    prometheus 127.0.0.1:0
-    forward . ${upstream} {
-       max_concurrent 1000
-    }
-    cache 30 {
-       disable success cluster.local
-       disable denial cluster.local
-    }
-    loop
-    reload
-    loadbalance
-}
-`;
+  // The kubeadm Corefile itself (test/fixtures/kubeadm.ts), on loopback: health and ready left out
+  // (nothing here reads them, and they are not in the query path), our API server and upstream.
+  const out = kubeadm
+    .replace('.:53 {', '.:0 {\n    bind 127.0.0.1')
+    .replace(/    health \{\n\s+lameduck 5s\n\s+\}\n    ready\n/, '')
+    .replace('pods insecure', `kubeconfig ${kubeconfig}\n       pods insecure`)
+    .replace('prometheus :9153', 'prometheus 127.0.0.1:0')
+    .replace('forward . /etc/resolv.conf', `forward . ${upstream}`);
+  if (out.includes('health') || out.includes('/etc/resolv.conf') || !out.includes('kubeconfig')) throw new Error('kubeadm Corefile changed shape');
+  return out;
 }
 
 /** The upstream: one external name, NXDOMAIN for the rest. */
