@@ -4,6 +4,11 @@ import type { MemoHit, MemoTerms, MemoValidity } from './server/memo.ts';
 
 export type Proto = 'udp' | 'tcp';
 
+/** 4 or 6 for a client address ("::ffff:10.0.0.1", as dual-stack sockets report IPv4 clients, is 4). */
+export function addressFamily(a: string): 4 | 6 {
+  return a.includes(':') && !(a.startsWith('::ffff:') && a.includes('.')) ? 6 : 4;
+}
+
 /**
  * One query as the chain sees it: the parsed question plus where it came from. Derived values
  * (lowercase name, reply size) are computed once, on first use.
@@ -62,7 +67,7 @@ export class Request implements MemoTerms {
   get qclass(): number { return this.query.qclass; }
   get do(): boolean { return this.query.edns?.do ?? false; }
   /** 4 or 6, from the client's address. */
-  get family(): 4 | 6 { return this.remoteAddress.includes(':') && !this.remoteAddress.startsWith('::ffff:') ? 6 : 4; }
+  get family(): 4 | 6 { return addressFamily(this.remoteAddress); }
   /** The largest reply the client accepts on this transport. */
   get size(): number { return this.maxSize; }
   /** Lower the reply size limit (bufsize plugin). */

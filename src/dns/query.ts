@@ -156,6 +156,16 @@ export function readName(buf: Uint8Array, off: number): [string, number, boolean
   return [scannedName(), scanEnd, scanJumps > 0];
 }
 
+/** Are the EDNS options in buf[from, to) well-formed TLVs? null if so, else the reason. */
+export function ednsOptionsError(buf: Uint8Array, from: number, to: number): string | null {
+  for (let o = from; o < to; ) {
+    if (o + 4 > to) return 'truncated EDNS option';
+    o += 4 + ((buf[o + 2]! << 8) | buf[o + 3]!);
+    if (o > to) return 'EDNS option runs past the end';
+  }
+  return null;
+}
+
 /**
  * Parse a datagram as a query. Garbage too short for a header, or with QR set, is dropped (a reply to
  * garbage is an amplification vector); anything with a readable header but a bad body gets FORMERR.
@@ -216,13 +226,8 @@ export function parseQuery(buf: Uint8Array): ParsedQuery | Reject {
       const version = buf[pos + 5]!;
       const doBit = (buf[pos + 6]! & 0x80) !== 0;
       const options = buf.subarray(pos + 10, pos + 10 + rdlen);
-      // Options must be well-formed TLVs.
-      for (let o = 0; o < options.length; ) {
-        if (o + 4 > options.length) return formerr('truncated EDNS option');
-        const olen = (options[o + 2]! << 8) | options[o + 3]!;
-        o += 4 + olen;
-        if (o > options.length) return formerr('EDNS option runs past the end');
-      }
+      const bad = ednsOptionsError(buf, pos + 10, pos + 10 + rdlen);
+      if (bad !== null) return formerr(bad);
       edns = { udpSize, version, do: doBit, options };
     }
     pos += 10 + rdlen;

@@ -5,6 +5,7 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { handle, memoAnswered, memoReply, type PipelineContext } from './pipeline.ts';
 import { coreSysctl } from './udpstats.ts';
+import { addressFamily } from '../request.ts';
 
 export interface ListenerOptions {
   /** Close a TCP connection after this long without traffic (ms). */
@@ -45,11 +46,6 @@ function literalLookup(address: string, family: unknown, callback: (err: null, a
 /** "::ffff:10.0.0.1" → "10.0.0.1" (dual-stack sockets report IPv4 clients this way). */
 function plainAddress(a: string): string {
   return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a;
-}
-
-/** 4 or 6 for a client address as dgram reports it ("::ffff:10.0.0.1" is IPv4). */
-function familyOf(a: string): 4 | 6 {
-  return a.includes(':') && !(a.startsWith('::ffff:') && a.includes('.')) ? 6 : 4;
 }
 
 export class DnsListener {
@@ -166,7 +162,7 @@ export class DnsListener {
         // Sent at once unless the socket had to queue it: then those bytes stay with the queue. (This
         // relies on literalLookup: with Node's default lookup send() itself is deferred a tick.)
         if (s.getSendQueueCount() !== 0) this.ctx.memo.detach();
-        memoAnswered(this.ctx, 'udp', familyOf(rinfo.address), msg.length, out.length, t0);
+        memoAnswered(this.ctx, 'udp', addressFamily(rinfo.address), msg.length, out.length, t0);
         return;
       }
     }
@@ -214,6 +210,7 @@ export class DnsListener {
     const state = { inflight: 0 };
     this.conns.set(sock, state);
     const addr = plainAddress(sock.remoteAddress ?? '');
+    const family = addressFamily(addr);
     const port = sock.remotePort ?? 0;
     let buf: Buffer = Buffer.alloc(0);
     sock.setTimeout(this.opts.tcpIdleMs, () => sock.destroy());
@@ -247,7 +244,7 @@ export class DnsListener {
           const out = memoReply(this.ctx, frame, 'tcp', t0);
           if (out !== null) {
             send(out);
-            memoAnswered(this.ctx, 'tcp', familyOf(sock.remoteAddress ?? ''), frame.length, out.length, t0);
+            memoAnswered(this.ctx, 'tcp', family, frame.length, out.length, t0);
             continue;
           }
         }

@@ -13,6 +13,7 @@
 // question bytes as sent (letter case included), EDNS presence, the DO bit, the reply size limit
 // and the transport. The ID is patched in; EDNS options are not part of the key (no memo-aware
 // plugin reads them: one that does must turn the memo off for such queries).
+import { ednsOptionsError } from '../dns/query.ts';
 
 /** Something a reply was built from; the reply may be reused while it says valid. */
 export interface MemoValidity { valid(): boolean }
@@ -183,11 +184,7 @@ export class ReplyMemo {
       const rdlen = (raw[end + 9]! << 8) | raw[end + 10]!;
       const oEnd = end + 11 + rdlen;
       if (oEnd > n) return false;
-      for (let o = end + 11; o < oEnd; ) {
-        if (o + 4 > oEnd) return false;
-        o += 4 + ((raw[o + 2]! << 8) | raw[o + 3]!);
-        if (o > oEnd) return false;
-      }
+      if (ednsOptionsError(raw, end + 11, oEnd) !== null) return false;
       doBit = (raw[end + 7]! & 0x80) !== 0;
       let size = 0x20000;
       if (!tcp) {
