@@ -5,7 +5,8 @@ import { Metrics } from '../../src/metrics.ts';
 import { HttpMux } from '../../src/server/http.ts';
 import { fakeEnv } from '../../test/helpers.ts';
 import { loopbackBase } from './address.ts';
-import { SelfCheck, healthMetrics } from './health.ts';
+import { Probe, SelfCheck, healthMetrics } from './health.ts';
+import net from 'node:net';
 import { plugin, type HealthConfig } from './index.ts';
 
 function controllers(text: string): Controller[] {
@@ -131,6 +132,126 @@ describe('health: endpoint', () => {
     plugin.setup({ addr: '127.0.0.1:0', lameduckMs: 0 }, b.env);
     expect(a.startup.length + b.startup.length).toBe(1);
     expect(a.muxes.get('127.0.0.1:0')!.routeCount).toBe(1);
+  });
+});
+
+/** A TCP server that answers every request it reads with `reply(n)` (n counts requests on all connections). */
+async function rawServer(reply: (n: number, sock: net.Socket) => string | undefined): Promise<{ port: number; connections: () => number }> {
+  let n = 0;
+  let conns = 0;
+  const server = net.createServer((sock) => {
+    conns++;
+    let buf = '';
+    sock.on('data', (d) => {
+      buf += d.toString('latin1');
+      while (buf.includes('\r\n\r\n')) {
+        buf = buf.slice(buf.indexOf('\r\n\r\n') + 4);
+        const r = reply(++n, sock);
+        if (r !== undefined) sock.write(r);
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanup.push(() => new Promise<void>((resolve) => { server.close(() => resolve()); for (const c of sockets) c.destroy(); }));
+  const sockets = new Set<net.Socket>();
+  server.on('connection', (c) => { sockets.add(c); c.on('close', () => sockets.delete(c)); });
+  return { port: (server.address() as net.AddressInfo).port, connections: () => conns };
+}
+
+describe('health: the probe', () => {
+  const probe = (port: number) => {
+    const p = new Probe(`http://127.0.0.1:${port}/health`);
+    cleanup.push(() => p.close());
+    return p;
+  };
+
+  it('reads length-delimited and chunked responses on one kept-alive connection', async () => {
+    const s = await rawServer((n) => n % 2
+      ? 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK'
+      : 'HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nno\r\n0\r\n\r\n');
+    const p = probe(s.port);
+    expect(await p.get(1000)).toBe(200);
+    expect(await p.get(1000)).toBe(503);
+    expect(await p.get(1000)).toBe(200);
+    expect(s.connections()).toBe(1);
+  });
+
+  it('sends GET for the path with the Host header', async () => {
+    let seen = '';
+    const server = net.createServer((sock) => sock.once('data', (d) => { seen = d.toString(); sock.end('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'); }));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanup.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const port = (server.address() as net.AddressInfo).port;
+    expect(await probe(port).get(1000)).toBe(200);
+    expect(seen.split('\r\n').slice(0, 2)).toEqual(['GET /health HTTP/1.1', `Host: 127.0.0.1:${port}`]);
+  });
+
+  it('waits for a response split over several segments', async () => {
+    const s = await rawServer((_n, sock) => {
+      sock.write('HTTP/1.1 200 OK\r\nContent-');
+      setTimeout(() => sock.write('Length: 2\r\n\r\nO'), 20);
+      setTimeout(() => sock.write('K'), 40);
+      return undefined;
+    });
+    expect(await probe(s.port).get(1000)).toBe(200);
+  });
+
+  it('reconnects after the server closes the connection', async () => {
+    const s = await rawServer(() => 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nOK');
+    const p = probe(s.port);
+    expect(await p.get(1000)).toBe(200);
+    expect(await p.get(1000)).toBe(200);
+    expect(s.connections()).toBe(2);
+  });
+
+  it('reconnects after the server drops an idle connection', async () => {
+    const s = await rawServer((_n, sock) => {
+      setTimeout(() => sock.destroy(), 10);
+      return 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK';
+    });
+    const p = probe(s.port);
+    expect(await p.get(1000)).toBe(200);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await p.get(1000)).toBe(200);
+    expect(s.connections()).toBe(2);
+  });
+
+  it('fails on a hang-up, a malformed response and a timeout, and recovers afterwards', async () => {
+    const s = await rawServer((n, sock) => {
+      if (n === 1) { sock.destroy(); return undefined; }
+      if (n === 2) return 'SSH-2.0-OpenSSH\r\n\r\n';
+      if (n === 3) return 'HTTP/1.1 200 OK\r\n\r\n';
+      if (n === 4) return undefined;
+      return 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK';
+    });
+    const p = probe(s.port);
+    await expect(p.get(1000)).rejects.toThrow('socket hang up');
+    await expect(p.get(1000)).rejects.toThrow('malformed response: "SSH-2.0-OpenSSH"');
+    await expect(p.get(1000)).rejects.toThrow('malformed response: "HTTP/1.1 200 OK"');
+    await expect(p.get(50)).rejects.toThrow('no response within 50ms');
+    expect(await p.get(1000)).toBe(200);
+  });
+
+  it('refuses a second probe while one is out', async () => {
+    const s = await rawServer(() => undefined);
+    const p = probe(s.port);
+    const first = p.get(1000);
+    await expect(p.get(1000)).rejects.toThrow('a probe is already in flight');
+    p.close();
+    await expect(first).rejects.toThrow('probe stopped');
+  });
+
+  it('answers /health with a length, as CoreDNS does', async () => {
+    const mux = new HttpMux('127.0.0.1:0');
+    const f = env();
+    const check = new SelfCheck(mux, healthMetrics(f.env.metrics), f.env.log);
+    plugin.setup({ addr: '127.0.0.1:0', lameduckMs: 0 }, f.env);
+    const m = f.muxes.get('127.0.0.1:0')!;
+    await m.listen();
+    cleanup.push(() => check.stop());
+    const res = await fetch(`http://127.0.0.1:${m.port}/health`);
+    expect(res.headers.get('content-length')).toBe('2');
+    expect(await probe(m.port).get(1000)).toBe(200);
   });
 });
 

@@ -1,4 +1,4 @@
-import http from 'node:http';
+import net from 'node:net';
 import type { Histogram, Counter } from 'prom-client';
 import type { Logger } from '../../src/log.ts';
 import type { Metrics } from '../../src/metrics.ts';
@@ -27,31 +27,105 @@ export function healthMetrics(m: Metrics): HealthMetrics {
 
 /** The /health route: the process is up, so it is healthy (also during lameduck). */
 export const healthRoute: Route = (_req, res) => {
-  res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end('OK');
+  res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': '2' }).end('OK');
 };
 
-function get(url: string, agent: http.Agent): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = http.get(url, { agent, timeout: CHECK_TIMEOUT_MS }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-      res.on('error', reject);
+/**
+ * One kept-alive HTTP/1.1 connection to our own /health, spoken directly on a socket. The probe runs on
+ * the DNS event loop once a second, where node:http's client (ClientRequest, the agent, streams) kept
+ * the loop busy for 1-3 ms per probe (its code never gets hot at that rate): queries arriving
+ * meanwhile waited (docs/performance.md, "What stalls the loop"). This costs about half as much;
+ * the server side is still node:http, as kubelet's probes see it.
+ */
+export class Probe {
+  readonly url: string;
+  private readonly host: string;
+  private readonly port: number;
+  private readonly request: Buffer;
+  private sock: net.Socket | undefined;
+  private text = '';
+  private pending: { resolve: (status: number) => void; reject: (e: Error) => void; timer: NodeJS.Timeout } | undefined;
+
+  constructor(url: string) {
+    this.url = url;
+    const u = new URL(url);
+    this.host = u.hostname.replace(/^\[(.*)\]$/, '$1');
+    this.port = Number(u.port || 80);
+    this.request = Buffer.from(`GET ${u.pathname} HTTP/1.1\r\nHost: ${u.host}\r\nUser-Agent: clusterdns-health\r\n\r\n`, 'latin1');
+  }
+
+  /** The response's status code; rejects on a connection error, a malformed response or no response within `timeoutMs`. */
+  get(timeoutMs: number): Promise<number> {
+    if (this.pending) return Promise.reject(new Error('a probe is already in flight'));
+    return new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => this.fail(new Error(`no response within ${formatDuration(timeoutMs)}`)), timeoutMs);
+      this.pending = { resolve, reject, timer };
+      this.text = '';
+      const sock = this.sock ?? this.connect();
+      sock.write(this.request);
     });
-    req.on('timeout', () => req.destroy(new Error(`no response within ${formatDuration(CHECK_TIMEOUT_MS)}`)));
-    req.on('error', reject);
-  });
+  }
+
+  close(): void {
+    this.sock?.destroy();
+    this.sock = undefined;
+    if (this.pending) this.fail(new Error('probe stopped'));
+  }
+
+  private connect(): net.Socket {
+    const sock = net.connect({ host: this.host, port: this.port, noDelay: true });
+    sock.setEncoding('latin1');
+    // Events of a socket already given up (destroyed by fail() or after `Connection: close`) are
+    // not about the probe in flight, which has a socket of its own.
+    sock.on('data', (chunk: string) => { if (this.sock === sock) this.onData(chunk); });
+    sock.on('error', (e) => { if (this.sock === sock) this.fail(e); });
+    sock.on('close', () => { if (this.sock === sock) this.fail(new Error('socket hang up')); });
+    this.sock = sock;
+    return sock;
+  }
+
+  private onData(chunk: string): void {
+    if (!this.pending) return;
+    this.text += chunk;
+    const end = this.text.indexOf('\r\n\r\n');
+    if (end < 0) return;
+    const head = this.text.slice(0, end);
+    const status = /^HTTP\/1\.[01] (\d{3})/.exec(head);
+    const length = /\r\ncontent-length:[ \t]*(\d+)/i.exec(head);
+    const chunked = /\r\ntransfer-encoding:[ \t]*chunked/i.test(head);
+    // node:http answers with a length or chunked (after writeHead); anything else is not a response we made.
+    if (!status || (!length && !chunked)) { this.fail(new Error(`malformed response: ${JSON.stringify(head.split('\r\n')[0])}`)); return; }
+    if (length ? this.text.length < end + 4 + Number(length[1]) : !this.text.endsWith('\r\n0\r\n\r\n')) return;
+    const p = this.pending;
+    this.pending = undefined;
+    clearTimeout(p.timer);
+    if (/\r\nconnection:[ \t]*close/i.test(head)) { this.sock?.destroy(); this.sock = undefined; }
+    p.resolve(Number(status[1]));
+  }
+
+  /** Gives up the socket (the next probe connects anew) and rejects the probe in flight, if any. */
+  private fail(e: Error): void {
+    const sock = this.sock;
+    this.sock = undefined;
+    sock?.destroy();
+    const p = this.pending;
+    if (!p) return;
+    this.pending = undefined;
+    clearTimeout(p.timer);
+    p.reject(e);
+  }
 }
 
 /**
  * Fetches our own /health once a second and records how long it took: a slow local round trip is
- * the earliest sign of an overloaded process. One kept-alive connection, so probes leave no
+ * the earliest sign of an overloaded process. One kept-alive connection (Probe), so probes leave no
  * TIME_WAIT sockets behind.
  */
 export class SelfCheck {
   private readonly mux: HttpMux;
   private readonly metrics: HealthMetrics;
   private readonly log: Logger;
-  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  private probe: Probe | undefined;
   private timer: NodeJS.Timeout | undefined;
   private inFlight = false;
 
@@ -74,9 +148,11 @@ export class SelfCheck {
     if (this.inFlight) return;
     this.inFlight = true;
     const url = this.url;
+    // The bound port is known only after listen(); a reload keeps the same listener and so the probe.
+    if (this.probe?.url !== url) { this.probe?.close(); this.probe = new Probe(url); }
     const start = performance.now();
     try {
-      const status = await get(url, this.agent);
+      const status = await this.probe.get(CHECK_TIMEOUT_MS);
       if (status !== 200) throw new Error(`status ${status}`);
       const ms = performance.now() - start;
       this.metrics.duration.observe(ms / 1000);
@@ -93,6 +169,7 @@ export class SelfCheck {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-    this.agent.destroy();
+    this.probe?.close();
+    this.probe = undefined;
   }
 }

@@ -153,6 +153,18 @@ describe('manifest source', () => {
     await waitFor(() => src.lastContact() > t, 3000, 'polls count as contact');
   });
 
+  it('with every path watched, polls only as a 30 s safety net (file events bring changes)', async () => {
+    write('a.yaml', 'apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n');
+    const { sink, src } = start([dir], { watch: true, debounceMs: 20 });
+    await src.synced;
+    const t = src.lastContact();
+    // The unwatched poll would have run by now (every 2 s); the change still arrives through fs.watch.
+    await new Promise((r) => setTimeout(r, 2300));
+    expect(src.lastContact()).toBe(t);
+    write('b.yaml', 'apiVersion: v1\nkind: Namespace\nmetadata: {name: b}\n');
+    await waitFor(() => sink.keys('Namespace').includes('b'), 3000, 'change through fs.watch');
+  });
+
   it('without watch, loads once', async () => {
     const f = write('a.yaml', 'apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n');
     const { sink, src } = start([f]);

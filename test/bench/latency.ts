@@ -19,7 +19,7 @@
 // BENCH_LATENCY_SECONDS (per dnsperf run, 3), BENCH_LATENCY_SERVERS (';'-separated, default
 // `c;node;clusterdns`; also `c-epoll`, `c-spin` (echo.c's other modes) and `clusterdns FLAG...` for
 // clusterdns with Node flags, e.g. `clusterdns --max-semi-space-size=1`, and `-PLUGIN` to drop a plugin from the Corefile, e.g.
-// `clusterdns -health -prometheus`).
+// `clusterdns -health -prometheus`); BENCH_LATENCY_RAW=DIR keeps each run's latencies in completion order, one per line.
 import { spawn, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import net from 'node:net';
@@ -182,6 +182,12 @@ async function measure(s: Running, rate: number, round: number): Promise<Latency
     if (!line.startsWith('> ')) continue;
     const v = Number(line.slice(line.lastIndexOf(' ') + 1));
     if (Number.isFinite(v)) samples.push(v * 1000);
+  }
+  if (process.env.BENCH_LATENCY_RAW) {
+    // Diagnostics: the samples in completion order (about send order at a fixed rate), one per line.
+    const { mkdirSync, writeFileSync } = await import('node:fs');
+    mkdirSync(process.env.BENCH_LATENCY_RAW, { recursive: true });
+    writeFileSync(join(process.env.BENCH_LATENCY_RAW, `${s.name.replace(/[^\w-]+/g, '_')}-${rate}-${round}.txt`), samples.map((x) => x.toFixed(4)).join('\n'));
   }
   samples.sort((a, b) => a - b);
   return {
