@@ -402,6 +402,20 @@ describe('ReplyMemo: size, bytes and counts', () => {
     expect(memo.counts.inserts).toBe(4);
   });
 
+  it('keeps size equal to the entries held through displacements, drops and starting over', () => {
+    const memo = new ReplyMemo(1232, { entries: 8, maxBytes: 40 * per });
+    const held = () => (memo as unknown as { table: unknown[] }).table.filter((e) => e !== undefined).length;
+    const many = Array.from({ length: 60 }, (_, i) => q({}, `m${String(i).padStart(2, '0')}.example.org.`));
+    for (let round = 0; round < 4; round++) {
+      many.forEach((r, i) => {
+        put(memo, r, { reply, t: { memoUntil: T0 + (i % 3 === 0 ? 1 : 60_000) } });
+        if (i % 5 === 0) get(memo, many[(i * 7) % many.length]!, { now: T0 + 1 }); // some stale: dropped
+        expect(memo.size).toBe(held());
+      });
+    }
+    expect(memo.size).toBeGreaterThan(0);
+  });
+
   it('counts hits, misses, stale lookups and inserts, into counts shared across memos (reloads)', () => {
     const counts = newMemoCounts();
     const before = new ReplyMemo(1232, {}, counts);
