@@ -123,8 +123,12 @@ function writeOut(ctx: PipelineContext, req: Request, route: Route, msg: Msg, se
     ctx.memo.offer(req.raw, req.proto === 'tcp', req, performance.now(), bytes, route.stats, req.qtype, msg.rcode, req.plugin || '',
       finalizedFromWire ? msg.wire!.ttlOffsets : undefined);
   }
+  if (b.responseObservers.length === 0) return;
+  // Observers (log) see the flags the client got: a reply cut short for the client's UDP size has TC
+  // on the wire only, not in the chain's message.
+  const seen = (bytes[2]! & 0x02) !== 0 && !msg.flags.tc ? { ...msg, flags: { ...msg.flags, tc: true } } : msg;
   for (const o of b.responseObservers) {
-    try { o(req, msg, bytes.length, ms); } catch (e) { ctx.log.error(`response observer failed: ${String(e)}`); }
+    try { o(req, seen, bytes.length, ms); } catch (e) { ctx.log.error(`response observer failed: ${String(e)}`); }
   }
 }
 

@@ -108,6 +108,15 @@ describe('server over UDP', () => {
     expect(full.answer).toHaveLength(100);
   });
 
+  it('shows response observers (log) the TC bit the client got, and the size sent', async () => {
+    const seen: Array<{ tc: boolean; size: number }> = [];
+    const s = await start([{ zones: ['.'], handlers: [many(100)], setup: (env) => env.onResponse((_req, m, size) => { seen.push({ tc: m.flags.tc, size }); }) }]);
+    const small = (await udpExchange(s.port, queryBytes('big.example.org.', Type.A)))!;
+    await tcpExchange(s.tcpPort, queryBytes('big.example.org.', Type.A));
+    expect(seen).toEqual([{ tc: true, size: small.length }, { tc: false, size: expect.any(Number) as number }]);
+    expect(seen[1]!.size).toBeGreaterThan(1600);
+  });
+
   it('turns a plugin exception into SERVFAIL and counts a panic; a DnsError keeps its rcode', async () => {
     const boom: Handler = { name: 'boom', serveDNS: (req) => { if (req.name.startsWith('a')) throw new Error('bug'); return Promise.reject(new DnsError(Rcode.NOTAUTH, 'boom', 'nope')); } };
     const s = await start([{ zones: ['.'], handlers: [boom] }]);
