@@ -241,6 +241,22 @@ describe('health: the probe', () => {
     await expect(first).rejects.toThrow('probe stopped');
   });
 
+  it('probes over IPv6 loopback and by host name', async () => {
+    for (const addr of ['[::1]:0', 'localhost:0']) {
+      const mux = new HttpMux(addr);
+      mux.route('/health', (_req, res) => { res.writeHead(200).end('OK'); });
+      await mux.listen();
+      cleanup.push(() => mux.close());
+      const metrics = new Metrics();
+      const f = env();
+      const check = new SelfCheck(mux, healthMetrics(metrics), f.env.log);
+      cleanup.push(() => check.stop());
+      await check.check();
+      expect(await metrics.text()).toMatch(/^coredns_health_request_failures_total 0$/m);
+      expect(f.log.lines).toEqual([]);
+    }
+  });
+
   it('answers /health with a length, as CoreDNS does', async () => {
     const mux = new HttpMux('127.0.0.1:0');
     const f = env();
