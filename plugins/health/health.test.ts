@@ -258,13 +258,10 @@ describe('health: the probe', () => {
   });
 
   it('answers /health with a length, as CoreDNS does', async () => {
-    const mux = new HttpMux('127.0.0.1:0');
     const f = env();
-    const check = new SelfCheck(mux, healthMetrics(f.env.metrics), f.env.log);
     plugin.setup({ addr: '127.0.0.1:0', lameduckMs: 0 }, f.env);
     const m = f.muxes.get('127.0.0.1:0')!;
     await m.listen();
-    cleanup.push(() => check.stop());
     const res = await fetch(`http://127.0.0.1:${m.port}/health`);
     expect(res.headers.get('content-length')).toBe('2');
     expect(await probe(m.port).get(1000)).toBe(200);
