@@ -85,12 +85,7 @@ export class Metrics {
    */
   async text(): Promise<string> {
     if (this.remotes.length === 0) return renderByTurns(this.registry);
-    const own: RemoteMetrics = [];
-    for (const { name } of this.registry.getMetricsAsArray()) {
-      const m = this.registry.getSingleMetric(name);
-      if (m) own.push(await m.get() as unknown as RemoteMetrics[number]);
-      await nextTurn();
-    }
+    const own = await byTurns(this.registry, async (name) => await this.registry.getSingleMetric(name)!.get() as unknown as RemoteMetrics[number]);
     const parts: RemoteMetrics[] = [own];
     for (const r of await Promise.all(this.remotes.map((f) => f()))) parts.push(...r);
     return renderByTurns(AggregatorRegistry.aggregate(parts as unknown as MetricObjectWithValues<MetricValue<string>>[][]));
@@ -104,16 +99,19 @@ export class Metrics {
   }
 }
 
-const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+/** `f` for each metric of the registry, one per turn of the event loop. */
+async function byTurns<T>(registry: Registry, f: (name: string) => Promise<T>): Promise<T[]> {
+  const out: T[] = [];
+  for (const { name } of registry.getMetricsAsArray()) {
+    out.push(await f(name));
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  return out;
+}
 
 /** `registry.metrics()` (Prometheus text format), yielding to the event loop after each metric. */
 async function renderByTurns(registry: Registry): Promise<string> {
-  const parts: string[] = [];
-  for (const { name } of registry.getMetricsAsArray()) {
-    parts.push(await registry.getSingleMetricAsString(name));
-    await nextTurn();
-  }
-  return `${parts.join('\n\n')}\n`;
+  return `${(await byTurns(registry, (name) => registry.getSingleMetricAsString(name))).join('\n\n')}\n`;
 }
 
 /** One registry's metrics as JSON (`Registry.getMetricsAsJSON()`). */

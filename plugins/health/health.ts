@@ -27,7 +27,9 @@ export function healthMetrics(m: Metrics): HealthMetrics {
 
 /** The /health route: the process is up, so it is healthy (also during lameduck). */
 export const healthRoute: Route = (_req, res) => {
-  res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': '2' }).end('OK');
+  // No writeHead: node:http then sends the body's Content-Length (as CoreDNS does) instead of chunking.
+  res.setHeader('content-type', 'text/plain; charset=utf-8');
+  res.end('OK');
 };
 
 /**
@@ -66,11 +68,7 @@ export class Probe {
     });
   }
 
-  close(): void {
-    this.sock?.destroy();
-    this.sock = undefined;
-    if (this.pending) this.fail(new Error('probe stopped'));
-  }
+  close(): void { this.fail(new Error('probe stopped')); }
 
   private connect(): net.Socket {
     const sock = net.connect({ host: this.host, port: this.port, noDelay: true });
@@ -99,15 +97,20 @@ export class Probe {
     const p = this.pending;
     this.pending = undefined;
     clearTimeout(p.timer);
-    if (/\r\nconnection:[ \t]*close/i.test(head)) { this.sock?.destroy(); this.sock = undefined; }
+    if (/\r\nconnection:[ \t]*close/i.test(head)) this.drop();
     p.resolve(Number(status[1]));
   }
 
-  /** Gives up the socket (the next probe connects anew) and rejects the probe in flight, if any. */
-  private fail(e: Error): void {
+  /** Gives up the socket: the next probe connects anew, and the old one's events are ignored. */
+  private drop(): void {
     const sock = this.sock;
     this.sock = undefined;
     sock?.destroy();
+  }
+
+  /** Drops the socket and rejects the probe in flight, if any. */
+  private fail(e: Error): void {
+    this.drop();
     const p = this.pending;
     if (!p) return;
     this.pending = undefined;

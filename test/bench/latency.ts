@@ -22,6 +22,7 @@
 // `clusterdns -health -prometheus`); BENCH_LATENCY_RAW=DIR keeps each run's latencies in completion order, one per line.
 import { spawn, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -209,7 +210,6 @@ async function measure(s: Running, rate: number, round: number): Promise<Latency
   }
   if (process.env.BENCH_LATENCY_RAW) {
     // Diagnostics: the samples in completion order (about send order at a fixed rate), one per line.
-    const { mkdirSync, writeFileSync } = await import('node:fs');
     mkdirSync(process.env.BENCH_LATENCY_RAW, { recursive: true });
     writeFileSync(join(process.env.BENCH_LATENCY_RAW, `${s.name.replace(/[^\w-]+/g, '_')}-${rate}-${round}.txt`), samples.map((x) => x.toFixed(4)).join('\n'));
   }
@@ -344,7 +344,6 @@ async function main(): Promise<void> {
   const r = await benchLatency();
   process.stdout.write(formatLatency(r));
   if (process.env.BENCH_LATENCY_JSON) {
-    const { writeFileSync } = await import('node:fs');
     writeFileSync(process.env.BENCH_LATENCY_JSON, JSON.stringify(r, null, 1));
   }
 }
